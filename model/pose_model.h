@@ -1,0 +1,57 @@
+#pragma once
+// The ConvNeXtPose network behind a torch-free facade (pimpl), so that the
+// pipeline and apps do not pay LibTorch's compile cost.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/architecture.h"
+#include "model/checkpoint.h"
+
+namespace cnp::model {
+
+struct ModelOptions {
+  std::string device = "cpu";      // "cpu" | "cuda" | "cuda:N"
+  std::string precision = "fp32";  // "fp32" | "bf16" | "fp16"
+  int threads = 0;                 // intra-op threads; 0 leaves LibTorch's default
+  std::vector<std::pair<int, int>> flip_pairs;  // left/right joints swapped by the flip test
+};
+
+class PoseModel {
+ public:
+  // Remaps the checkpoint keys, checks every model tensor is present with the right
+  // shape (no partial load, ever) and loads. Errors name the checkpoint, the first
+  // missing/mismatched keys, and what the checkpoint looks like versus `arch`.
+  static std::unique_ptr<PoseModel> load(const Architecture& arch, const Checkpoint& checkpoint,
+                                         const ModelOptions& options);
+  // Random weights (deterministic per seed) with non-trivial BatchNorm statistics;
+  // used by `cnp synth`, tests and benchmarks.
+  static std::unique_ptr<PoseModel> random(const Architecture& arch, uint64_t seed,
+                                           const ModelOptions& options);
+  ~PoseModel();
+
+  const Architecture& architecture() const;
+  int heatmap_size() const;  // W = H for a 256 input
+  // Parameters and buffers under PyTorch's names (what a training script saves,
+  // without the 'module.' prefix), in registration order.
+  NamedTensors state_dict() const;
+
+  // input: n x 3 x 256 x 256 float32, NCHW contiguous (already normalised).
+  // plain: n x joints x 3 soft-argmax coordinates in heatmap units.
+  // flipped (optional, may be null): the horizontally flipped input's output, already
+  // mapped back (x -> W - 1 - x, flip pairs swapped); the flip-test result is
+  // (plain + flipped) / 2.
+  void predict(const float* input, int n, float* plain, float* flipped) const;
+
+  static bool cuda_available();
+  static int cuda_device_count();
+
+ private:
+  struct Impl;
+  explicit PoseModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cnp::model
