@@ -1,0 +1,48 @@
+#pragma once
+// Result files (INTERFACE.md "Outputs"): per-job JSON, predictions in the
+// reference's format, and the variant comparison (JSON + Markdown).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/h36m.h"
+#include "jobs/grid.h"
+#include "model/architecture.h"
+#include "pipeline/metrics.h"
+
+namespace cnp::pipeline {
+
+struct JobResult {
+  jobs::Job job;
+  std::string checkpoint_sha256;
+  model::Architecture architecture;
+  std::string settings_key;  // jobs::job_settings_key(); decides resume
+  MetricsAccumulator::Summary metrics;
+  int64_t skipped_samples = 0;
+  double seconds = 0;
+  double images_per_second = 0;
+  int ranks = 1;
+};
+
+std::string job_result_to_json(const JobResult& result);
+// Throws cnp::Error naming `source` on malformed content.
+JobResult job_result_from_json(const std::string& text, const std::string& source);
+
+// [{image_id, joint_cam (17 x 3 root-relative; rigidly aligned for protocol 1), bbox, root_cam}]
+std::string predictions_to_json(const std::vector<SampleResult>& results,
+                                const std::vector<const data::Sample*>& samples, int protocol);
+
+// Reads every <dir>/jobs/*.json (throws naming a malformed file).
+std::vector<JobResult> load_job_results(const std::string& output_dir);
+
+// comparison.json / comparison.md from finished jobs: headline numbers side by side,
+// best job per protocol, published value and difference where the registry has one.
+std::string comparison_to_json(const std::vector<JobResult>& results,
+                               const model::VariantRegistry& registry);
+std::string comparison_to_markdown(const std::vector<JobResult>& results,
+                                   const model::VariantRegistry& registry);
+// Writes <output_dir>/comparison.json and comparison.md atomically.
+void write_comparison(const std::string& output_dir, const std::vector<JobResult>& results,
+                      const model::VariantRegistry& registry);
+
+}  // namespace cnp::pipeline
