@@ -36,11 +36,11 @@ std::string resolve_template(const std::string& templ, const std::string& varian
 struct Pass {
   std::string checkpoint;
   std::string variant;
-  std::string bbox;        // gt | detected
-  std::string bbox_root;   // detected: the RootNet file
+  std::string bbox;            // gt | detected
+  std::string bbox_root;       // detected: the RootNet file
   std::vector<int> protocols;  // protocols answered; samples = union of their subjects
   std::vector<int> subjects;
-  bool flip = false;       // whether the flipped half is needed
+  bool flip = false;         // whether the flipped half is needed
   std::vector<size_t> jobs;  // indices into the job list
 };
 
@@ -48,6 +48,13 @@ std::vector<Pass> plan_passes(const std::vector<Job>& jobs);
 
 // Identity of a job's result: checkpoint hash + settings. A finished job whose
 // result file carries the same key is skipped on a rerun.
+// Covers: schema version, checkpoint hash, variant + architecture, protocol, flip,
+// box source + RootNet file content, sample_every, dataset root, skip setting,
+// precision. Prefer the full overload; the short one hashes a default architecture
+// and fp32.
+std::string job_settings_key(const Job& job, const std::string& checkpoint_sha256,
+                             const DatasetConfig& dataset, const model::Architecture& architecture,
+                             const std::string& precision);
 std::string job_settings_key(const Job& job, const std::string& checkpoint_sha256,
                              const DatasetConfig& dataset);
 

@@ -14,12 +14,12 @@ struct DatasetConfig {
   std::string bbox = "gt";  // gt | detected
   std::string bbox_root;    // template with {protocol}; required for detected
   int sample_every = 64;
-  std::string cache;        // optional HDF5 cache directory
+  std::string cache;  // optional HDF5 cache directory
   bool skip_bad_samples = false;
 };
 
 struct ModelConfig {
-  std::string checkpoint;  // template with {variant} {epoch} {protocol}
+  std::string checkpoint;                // template with {variant} {epoch} {protocol}
   std::vector<model::Variant> variants;  // user-defined, in file order
 };
 
@@ -31,10 +31,10 @@ struct GridConfig {
 };
 
 struct RuntimeConfig {
-  int batch_size = 0;  // 0 = auto
-  std::string device = "auto";      // auto | cpu | cuda
-  std::string precision = "fp32";   // fp32 | bf16 | fp16
-  int threads_per_rank = 0;         // 0 = auto
+  int batch_size = 0;              // 0 = auto
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string precision = "fp32";  // fp32 | bf16 | fp16
+  int threads_per_rank = 0;        // 0 = auto
 };
 
 struct SweepConfig {

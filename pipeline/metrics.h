@@ -24,6 +24,8 @@ enum class Alignment { None, Rigid };
 struct AlignmentMode {
   const char* metric;  // "mpjpe" | "pa_mpjpe"
   Alignment alignment;
+  // Maps a root-relative prediction onto the root-relative ground truth.
+  Joints (*align)(const Joints& pred, const Joints& gt);
 };
 const std::vector<AlignmentMode>& alignment_modes();
 const char* headline_metric(int protocol);  // 1 -> "pa_mpjpe", 2 -> "mpjpe"
@@ -42,7 +44,7 @@ class MetricsAccumulator {
  public:
   void add(const SampleResult& result);
   struct Summary {
-    std::map<std::string, double> overall;                             // metric -> mm
+    std::map<std::string, double> overall;                            // metric -> mm
     std::map<std::string, std::map<std::string, double>> per_action;  // action -> metric -> mm
     std::map<std::string, std::map<std::string, double>> per_joint;   // joint -> metric -> mm
     int64_t num_samples = 0;
