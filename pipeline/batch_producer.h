@@ -1,0 +1,63 @@
+#pragma once
+// Prepares the next batch of normalised network inputs on a background thread
+// while the model runs the current one (decode + crop + normalise overlap inference).
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cnp::pipeline {
+
+struct PreparedBatch {
+  int64_t first = 0;  // index of the first sample (0-based, within the shard)
+  int count = 0;
+  std::vector<float> input;  // count x 3 x 256 x 256, normalised
+  std::vector<uint8_t> bad;  // per sample: 1 when its image could not be used
+  std::string error;         // non-empty: the batch failed (no skipping allowed)
+};
+
+class BatchProducer {
+ public:
+  // Fills `crop` (256x256x3 uint8 BGR) for shard sample i; throws cnp::Error on a
+  // missing or corrupt image.
+  using CropSource = std::function<void(int64_t index, uint8_t* crop)>;
+  // Names sample i in an error message ("sample 123 (s_11_.../..._000001.jpg)").
+  using Describe = std::function<std::string(int64_t index)>;
+
+  // With skip_bad, a failing sample is marked bad (zero input) and the batch goes
+  // on; without, the batch carries the first error and production stops.
+  BatchProducer(int64_t count, int batch_size, bool skip_bad, CropSource source, Describe describe,
+                int queue_depth = 2);
+  ~BatchProducer();
+  BatchProducer(const BatchProducer&) = delete;
+  BatchProducer& operator=(const BatchProducer&) = delete;
+
+  // Next batch in order; false when every batch has been handed out.
+  bool next(PreparedBatch& out);
+  // True once every sample was produced (and the source saw all of them).
+  bool finished() const;
+
+ private:
+  void run();
+
+  int64_t count_;
+  int batch_size_;
+  bool skip_bad_;
+  CropSource source_;
+  Describe describe_;
+  size_t queue_depth_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<PreparedBatch> queue_;
+  bool stop_ = false;
+  bool done_ = false;      // producer thread has exited
+  bool complete_ = false;  // ... after producing every batch
+  std::thread thread_;
+};
+
+}  // namespace cnp::pipeline
