@@ -22,6 +22,11 @@ struct JobResult {
   double seconds = 0;
   double images_per_second = 0;
   int ranks = 1;
+  // Settings a reader needs to rebuild the sample set (tests/eval/check_sweep_results.py).
+  int sample_every = 64;
+  std::string dataset_root;
+  std::string precision = "fp32";
+  std::string source;  // file it was loaded from (load_job_results); not written
 };
 
 std::string job_result_to_json(const JobResult& result);
