@@ -1,0 +1,559 @@
+// The ConvNeXtPose network in LibTorch (REFERENCE.md §1) behind the torch-free
+// PoseModel facade: module tree, strict checkpoint loading, deterministic random
+// weights, inference with soft-argmax and the flip test. This is the only translation
+// unit of the project that includes <torch/torch.h> (each one costs ~1 min to compile).
+#include "model/pose_model.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "common/error.h"
+#include "model/remap.h"
+
+namespace cnp::model {
+
+namespace {
+
+namespace nn = torch::nn;
+
+constexpr int kInputSize = 256;
+
+// Module names below equal the training code's, so named parameters/buffers are the
+// (remapped) checkpoint keys one for one. Head layers use the named scheme
+// head.deconv_layers_K.{dwconv,norm,pwconv}; remap.cpp rewrites the other schemes.
+
+struct BlockImpl : nn::Module {
+  explicit BlockImpl(int64_t dim)
+      : dwconv(nn::Conv2dOptions(dim, dim, 7).padding(3).groups(dim)),
+        norm(dim),
+        pwconv1(nn::Conv2dOptions(dim, 4 * dim, 1)),
+        pwconv2(nn::Conv2dOptions(4 * dim, dim, 1)) {
+    register_module("dwconv", dwconv);
+    register_module("norm", norm);
+    register_module("pwconv1", pwconv1);
+    register_module("pwconv2", pwconv2);
+  }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return x + pwconv2(torch::relu(pwconv1(norm(dwconv(x)))));
+  }
+  nn::Conv2d dwconv;
+  nn::BatchNorm2d norm;
+  nn::Conv2d pwconv1, pwconv2;
+};
+TORCH_MODULE(Block);
+
+struct BackboneImpl : nn::Module {
+  explicit BackboneImpl(const Architecture& arch) {
+    const auto& d = arch.dims;
+    auto downsample = register_module("downsample_layers", nn::ModuleList());
+    auto stages = register_module("stages", nn::ModuleList());
+    for (int i = 0; i < 4; ++i) {
+      nn::Sequential layer;
+      if (i == 0) {
+        layer->push_back(nn::Conv2d(nn::Conv2dOptions(3, d[0], 4).stride(4)));
+        layer->push_back(nn::BatchNorm2d(d[0]));
+      } else {
+        layer->push_back(nn::BatchNorm2d(d[i - 1]));
+        layer->push_back(nn::Conv2d(nn::Conv2dOptions(d[i - 1], d[i], 2).stride(2)));
+      }
+      downsample->push_back(layer);
+      downsample_.push_back(layer);
+      nn::Sequential stage;
+      for (int j = 0; j < arch.depths[i]; ++j) stage->push_back(Block(d[i]));
+      stages->push_back(stage);
+      stages_.push_back(stage);
+    }
+    norm = register_module("norm", nn::BatchNorm2d(d[3]));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    for (size_t i = 0; i < 4; ++i) x = stages_[i]->forward(downsample_[i]->forward(x));
+    return norm(x);
+  }
+  std::vector<nn::Sequential> downsample_, stages_;
+  nn::BatchNorm2d norm{nullptr};
+};
+TORCH_MODULE(Backbone);
+
+struct DeconvImpl : nn::Module {
+  DeconvImpl(int64_t cin, int64_t cout, bool upsample)
+      : dwconv(nn::Conv2dOptions(cin, cin, 3).padding(1).groups(cin)),
+        norm(cin),
+        pwconv(nn::Conv2dOptions(cin, cout, 1)),
+        upsample(upsample) {
+    register_module("dwconv", dwconv);
+    register_module("norm", norm);
+    register_module("pwconv", pwconv);
+  }
+  torch::Tensor forward(const torch::Tensor& input) {
+    torch::Tensor x = torch::relu(pwconv(norm(dwconv(input))));
+    if (!upsample) return x;
+    // PyTorch's UpsamplingBilinear2d(scale_factor=2): bilinear, align_corners=True.
+    return nn::functional::interpolate(x,
+                                       nn::functional::InterpolateFuncOptions()
+                                           .size(std::vector<int64_t>{2 * x.size(2), 2 * x.size(3)})
+                                           .mode(torch::kBilinear)
+                                           .align_corners(true));
+  }
+  nn::Conv2d dwconv;
+  nn::BatchNorm2d norm;
+  nn::Conv2d pwconv;
+  bool upsample;
+};
+TORCH_MODULE(Deconv);
+
+struct HeadImpl : nn::Module {
+  explicit HeadImpl(const Architecture& arch) {
+    int64_t cin = arch.dims[3];
+    for (int k = 0; k < 3; ++k) {
+      layers_.push_back(register_module("deconv_layers_" + std::to_string(k + 1),
+                                        Deconv(cin, arch.head_channels, arch.head_upsample[k])));
+      cin = arch.head_channels;
+    }
+    final_layer = register_module(
+        "final_layer", nn::Conv2d(nn::Conv2dOptions(arch.head_channels,
+                                                    int64_t{arch.joints} * arch.depth_dim, 1)));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    for (auto& layer : layers_) x = layer->forward(x);
+    return final_layer(x);
+  }
+  std::vector<Deconv> layers_;
+  nn::Conv2d final_layer{nullptr};
+};
+TORCH_MODULE(Head);
+
+struct NetworkImpl : nn::Module {
+  explicit NetworkImpl(const Architecture& arch)
+      : backbone(register_module("backbone", Backbone(arch))),
+        head(register_module("head", Head(arch))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return head->forward(backbone->forward(x)); }
+  Backbone backbone;
+  Head head;
+};
+TORCH_MODULE(Network);
+
+// Integral regression: softmax over all D*H*W voxels of each joint, then the expected
+// voxel index along each axis. logits: (N, J*D, H, W) -> (N, J, 3) float32.
+torch::Tensor soft_argmax(const torch::Tensor& logits, int64_t joints, int64_t depth) {
+  const int64_t n = logits.size(0), h = logits.size(2), w = logits.size(3);
+  auto prob = logits.to(torch::kFloat)
+                  .reshape({n, joints, depth * h * w})
+                  .softmax(2)
+                  .view({n, joints, depth, h, w});
+  auto opts = prob.options();
+  auto x = (prob.sum({2, 3}) * torch::arange(w, opts)).sum(2);
+  auto y = (prob.sum({2, 4}) * torch::arange(h, opts)).sum(2);
+  auto z = (prob.sum({3, 4}) * torch::arange(depth, opts)).sum(2);
+  return torch::stack({x, y, z}, 2);
+}
+
+torch::ScalarType to_torch_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::Float32:
+      return torch::kFloat;
+    case DType::Float16:
+      return torch::kHalf;
+    case DType::BFloat16:
+      return torch::kBFloat16;
+    case DType::Float64:
+      return torch::kDouble;
+    case DType::Int64:
+      return torch::kLong;
+    case DType::Int32:
+      return torch::kInt;
+    case DType::Int16:
+      return torch::kShort;
+    case DType::Int8:
+      return torch::kChar;
+    case DType::UInt8:
+      return torch::kByte;
+    case DType::Bool:
+      return torch::kBool;
+  }
+  throw Error("unknown tensor dtype");
+}
+
+DType from_torch_dtype(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat:
+      return DType::Float32;
+    case torch::kHalf:
+      return DType::Float16;
+    case torch::kBFloat16:
+      return DType::BFloat16;
+    case torch::kDouble:
+      return DType::Float64;
+    case torch::kLong:
+      return DType::Int64;
+    case torch::kInt:
+      return DType::Int32;
+    case torch::kShort:
+      return DType::Int16;
+    case torch::kChar:
+      return DType::Int8;
+    case torch::kByte:
+      return DType::UInt8;
+    case torch::kBool:
+      return DType::Bool;
+    default:
+      throw Error(std::string("tensor dtype ") + c10::toString(type) + " has no DType");
+  }
+}
+
+std::string shape_string(c10::IntArrayRef shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+int64_t shape_numel(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+// Parameters and buffers in PyTorch's state_dict order: per module (pre-order), its
+// own parameters, then its own buffers.
+std::vector<std::pair<std::string, torch::Tensor>> named_state(nn::Module& net) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : net.named_modules("", true)) {
+    const std::string prefix = item.key().empty() ? "" : item.key() + ".";
+    for (const auto& p : item.value()->named_parameters(false))
+      out.emplace_back(prefix + p.key(), p.value());
+    for (const auto& b : item.value()->named_buffers(false))
+      out.emplace_back(prefix + b.key(), b.value());
+  }
+  return out;
+}
+
+bool is_optional_buffer(const std::string& name) {
+  const std::string suffix = "num_batches_tracked";
+  return name.size() >= suffix.size() &&
+         name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Variant name when `arch` is a built-in one, else its description.
+std::string arch_name(const Architecture& arch, bool compare_upsample) {
+  auto matches = VariantRegistry::with_builtins().matching(arch, compare_upsample);
+  return matches.empty() ? arch.describe() : matches.front()->name;
+}
+
+// The fields in which `a` differs from `b` ("head 512, depth_dim 64").
+std::string differing_fields(const Architecture& a, const Architecture& b) {
+  auto ints = [](const std::array<int, 4>& v) {
+    return std::to_string(v[0]) + "," + std::to_string(v[1]) + "," + std::to_string(v[2]) + "," +
+           std::to_string(v[3]);
+  };
+  std::vector<std::string> parts;
+  if (a.depths != b.depths) parts.push_back("depths " + ints(a.depths));
+  if (a.dims != b.dims) parts.push_back("dims " + ints(a.dims));
+  if (a.head_channels != b.head_channels || parts.empty())
+    parts.push_back("head " + std::to_string(a.head_channels));
+  if (a.depth_dim != b.depth_dim || parts.size() == 1)
+    parts.push_back("depth_dim " + std::to_string(a.depth_dim));
+  if (a.joints != b.joints) parts.push_back("joints " + std::to_string(a.joints));
+  std::string s;
+  for (const auto& p : parts) s += (s.empty() ? "" : ", ") + p;
+  return s;
+}
+
+torch::Device parse_device(const std::string& name) {
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name == "cuda" || name.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available())
+      throw Error("device '" + name + "' requested but this LibTorch build has no usable CUDA");
+    torch::Device device(torch::kCUDA);
+    try {
+      device = torch::Device(name);
+    } catch (const std::exception&) {
+      throw Error("invalid device '" + name + "' (use cpu, cuda or cuda:N)");
+    }
+    const int index = device.has_index() ? device.index() : 0;
+    if (index >= static_cast<int>(torch::cuda::device_count()))
+      throw Error("device '" + name + "' requested but only " +
+                  std::to_string(torch::cuda::device_count()) + " CUDA device(s) are visible");
+    return device;
+  }
+  throw Error("invalid device '" + name + "' (use cpu, cuda or cuda:N)");
+}
+
+torch::ScalarType parse_precision(const std::string& name, const torch::Device& device) {
+  if (name == "fp32") return torch::kFloat;
+  if (name == "bf16") return torch::kBFloat16;
+  if (name == "fp16") {
+    // LibTorch's CPU convolutions have no float16 kernels.
+    if (!device.is_cuda())
+      throw Error("precision fp16 needs a CUDA device (use fp32 or bf16 on cpu)");
+    return torch::kHalf;
+  }
+  throw Error("invalid precision '" + name + "' (use fp32, bf16 or fp16)");
+}
+
+// Deterministic across platforms and LibTorch versions: raw mt19937_64 bits, no
+// library distributions (whose algorithms are implementation-defined).
+class Uniform {
+ public:
+  explicit Uniform(uint64_t seed) : engine_(seed) {}
+  double operator()(double lo, double hi) {
+    const double unit = static_cast<double>(engine_() >> 11) * (1.0 / 9007199254740992.0);
+    return lo + (hi - lo) * unit;
+  }
+  torch::Tensor tensor(c10::IntArrayRef shape, double lo, double hi) {
+    torch::Tensor t = torch::empty(shape, torch::kFloat);
+    float* data = t.data_ptr<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) data[i] = static_cast<float>((*this)(lo, hi));
+    return t;
+  }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+}  // namespace
+
+struct PoseModel::Impl {
+  Architecture arch;
+  ModelOptions options;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat;
+  std::vector<int64_t> flip_permutation;
+  Network net{nullptr};
+
+  Impl(const Architecture& a, const ModelOptions& o, const std::string& where)
+      : arch(a), options(o) {
+    arch.validate(where);
+    device = parse_device(options.device);
+    dtype = parse_precision(options.precision, device);
+    flip_permutation.resize(arch.joints);
+    for (int j = 0; j < arch.joints; ++j) flip_permutation[j] = j;
+    for (const auto& [a_joint, b_joint] : options.flip_pairs) {
+      if (a_joint < 0 || b_joint < 0 || a_joint >= arch.joints || b_joint >= arch.joints)
+        throw Error(where + ": flip pair (" + std::to_string(a_joint) + ", " +
+                    std::to_string(b_joint) + ") is out of range for " +
+                    std::to_string(arch.joints) + " joints");
+      std::swap(flip_permutation[a_joint], flip_permutation[b_joint]);
+    }
+    if (options.threads > 0) torch::set_num_threads(options.threads);
+    net = Network(arch);  // fp32 on the CPU until finish()
+  }
+
+  // Moves the loaded/initialised fp32 CPU network to its device and precision.
+  void finish() {
+    net->eval();
+    net->to(device);
+    // Module::to(dtype) would also cast the integer num_batches_tracked buffers.
+    torch::NoGradGuard no_grad;
+    for (auto& [name, tensor] : named_state(*net))
+      if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
+  }
+};
+
+PoseModel::PoseModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PoseModel::~PoseModel() = default;
+
+const Architecture& PoseModel::architecture() const {
+  return impl_->arch;
+}
+int PoseModel::heatmap_size() const {
+  return impl_->arch.heatmap_size(kInputSize);
+}
+
+std::unique_ptr<PoseModel> PoseModel::load(const Architecture& arch, const Checkpoint& checkpoint,
+                                           const ModelOptions& options) {
+  const std::string& path = checkpoint.path;
+  auto impl = std::make_unique<Impl>(arch, options, path);
+  NamedTensors tensors;
+  try {
+    tensors = remap_keys(checkpoint.tensors);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+  std::map<std::string, const TensorData*> by_name;
+  for (const auto& [name, tensor] : tensors) by_name[name] = &tensor;
+
+  // Check everything first: nothing is copied unless every tensor fits.
+  auto expected = named_state(*impl->net);
+  std::vector<std::string> missing, mismatched;
+  std::vector<std::pair<torch::Tensor, const TensorData*>> plan;
+  std::map<std::string, bool> used;
+  for (const auto& [name, target] : expected) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      if (!is_optional_buffer(name)) missing.push_back(name);
+      continue;
+    }
+    used[name] = true;
+    const TensorData& source = *it->second;
+    if (source.shape != target.sizes().vec()) {
+      mismatched.push_back(name + ": checkpoint " + shape_string(source.shape) + " vs model " +
+                           shape_string(target.sizes()));
+      continue;
+    }
+    const auto numel = shape_numel(source.shape);
+    if (source.bytes.size() != static_cast<size_t>(numel) * dtype_size(source.dtype))
+      throw Error(path + ": tensor '" + name + "' has " + std::to_string(source.bytes.size()) +
+                  " bytes for shape " + shape_string(source.shape) + " of " +
+                  dtype_name(source.dtype));
+    plan.emplace_back(target, &source);
+  }
+
+  if (!missing.empty() || !mismatched.empty()) {
+    std::string looks;
+    try {
+      auto inferred = infer_architecture(tensors, path).arch;
+      Architecture compare = inferred;
+      compare.head_upsample = arch.head_upsample;
+      if (compare != arch)
+        looks = path + " looks like " + arch_name(inferred, false) + " (" +
+                differing_fields(inferred, arch) + ") but the model asked for is " +
+                arch_name(arch, true) + " (" + differing_fields(arch, inferred) + ")";
+    } catch (const Error& e) {
+      looks = path + " does not look like a ConvNeXtPose checkpoint";
+    }
+    if (looks.empty()) looks = path + ": cannot load into " + arch_name(arch, true);
+    auto list = [](const std::vector<std::string>& items) {
+      std::string s;
+      for (size_t i = 0; i < items.size() && i < 3; ++i) s += (i ? ", " : "") + items[i];
+      if (items.size() > 3) s += ", ...";
+      return s;
+    };
+    std::string message = looks + ":";
+    if (!missing.empty())
+      message += " " + std::to_string(missing.size()) + " missing key(s) (" + list(missing) + ")";
+    if (!mismatched.empty())
+      message += std::string(missing.empty() ? "" : ";") + " " + std::to_string(mismatched.size()) +
+                 " shape mismatch(es) (" + list(mismatched) + ")";
+    throw Error(message);
+  }
+
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [target, source] : plan) {
+      auto value = torch::from_blob(const_cast<uint8_t*>(source->bytes.data()), source->shape,
+                                    to_torch_dtype(source->dtype));
+      target.copy_(value.to(target.scalar_type()));
+    }
+  }
+  for (const auto& [name, tensor] : tensors)
+    if (!used.count(name))
+      spdlog::debug("{}: unused checkpoint tensor '{}' {}", path, name, shape_string(tensor.shape));
+  impl->finish();
+  return std::unique_ptr<PoseModel>(new PoseModel(std::move(impl)));
+}
+
+// Random weights that make a wrong detail visible: kaiming-uniform convs, random
+// BatchNorm affine parameters, running statistics calibrated on a fixed image-like batch
+// then perturbed (so they are far from the 0/1 defaults yet keep activations in range),
+// and a final layer scaled so that heatmap logits have a standard deviation of 4 (peaky
+// softmax). Only raw mt19937_64 bits feed the weights, so a seed gives the same weights
+// everywhere.
+std::unique_ptr<PoseModel> PoseModel::random(const Architecture& arch, uint64_t seed,
+                                             const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>(arch, options, "random model");
+  Uniform uniform(seed);
+  torch::NoGradGuard no_grad;
+  auto& net = *impl->net;
+  for (const auto& item : net.named_modules("", true)) {
+    if (auto* conv = item.value()->as<nn::Conv2d>()) {
+      const auto& w = conv->weight;
+      const double fan_in = static_cast<double>(w.size(1) * w.size(2) * w.size(3));
+      const double bound = std::sqrt(6.0 / fan_in);
+      w.copy_(uniform.tensor(w.sizes(), -bound, bound));
+      conv->bias.copy_(uniform.tensor(conv->bias.sizes(), -0.1, 0.1));
+    } else if (auto* bn = item.value()->as<nn::BatchNorm2d>()) {
+      bn->weight.copy_(uniform.tensor(bn->weight.sizes(), 0.5, 1.5));
+      bn->bias.copy_(uniform.tensor(bn->bias.sizes(), -0.2, 0.2));
+      bn->options.momentum(1.0);  // calibration pass: running stats = batch stats
+    }
+  }
+  // Image-like calibration batch: 8x8 blocks of 0..255 values, normalised without /255
+  // like the real preprocessing.
+  const int64_t blocks = kInputSize / 8;
+  auto raw = uniform.tensor({2, 3, blocks, blocks}, 0.0, 255.0)
+                 .repeat_interleave(8, 2)
+                 .repeat_interleave(8, 3);
+  auto mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});
+  auto stdev = torch::tensor({0.229f, 0.224f, 0.225f}).view({1, 3, 1, 1});
+  auto batch = (raw - mean) / stdev;
+  net.train();
+  net.forward(batch);
+  net.eval();
+  for (const auto& item : net.named_modules("", true)) {
+    if (auto* bn = item.value()->as<nn::BatchNorm2d>()) {
+      bn->options.momentum(0.1);
+      bn->running_mean.add_(uniform.tensor(bn->running_mean.sizes(), -0.1, 0.1) *
+                            bn->running_var.sqrt());
+      bn->running_var.mul_(uniform.tensor(bn->running_var.sizes(), 0.8, 1.25));
+      bn->num_batches_tracked.fill_(static_cast<int64_t>(uniform(1000.0, 100000.0)));
+    }
+  }
+  auto& final_layer = impl->net->head->final_layer;
+  const double spread = net.forward(batch).std().item<double>();
+  if (spread > 0) {
+    final_layer->weight.mul_(4.0 / spread);
+    final_layer->bias.mul_(4.0 / spread);
+  }
+  impl->finish();
+  return std::unique_ptr<PoseModel>(new PoseModel(std::move(impl)));
+}
+
+NamedTensors PoseModel::state_dict() const {
+  NamedTensors out;
+  for (const auto& [name, value] : named_state(*impl_->net)) {
+    torch::Tensor t = value.detach().to(torch::kCPU).contiguous();
+    TensorData data;
+    data.dtype = from_torch_dtype(t.scalar_type());
+    data.shape = t.sizes().vec();
+    data.bytes.resize(t.numel() * t.element_size());
+    if (!data.bytes.empty()) std::memcpy(data.bytes.data(), t.data_ptr(), data.bytes.size());
+    out.emplace_back(name, std::move(data));
+  }
+  return out;
+}
+
+void PoseModel::predict(const float* input, int n, float* plain, float* flipped) const {
+  if (n < 0) throw Error("predict: negative batch size " + std::to_string(n));
+  if (n == 0) return;
+  Impl& impl = *impl_;  // forward() is not const in LibTorch
+  const int64_t joints = impl.arch.joints;
+  try {
+    torch::InferenceMode guard;
+    auto x =
+        torch::from_blob(const_cast<float*>(input), {n, 3, kInputSize, kInputSize}, torch::kFloat);
+    // Plain and flipped images go through one batched forward of 2n images.
+    if (flipped) x = torch::cat({x, x.flip({3})});
+    x = x.to(impl.device, impl.dtype);
+    auto coords =
+        soft_argmax(impl.net->forward(x), joints, impl.arch.depth_dim).to(torch::kCPU).contiguous();
+    std::memcpy(plain, coords.data_ptr<float>(), sizeof(float) * n * joints * 3);
+    if (flipped) {
+      auto back = coords.slice(0, n, 2 * n).clone();
+      const int64_t width = impl.arch.heatmap_size(kInputSize);
+      back.select(2, 0).mul_(-1).add_(width - 1);
+      auto perm = torch::tensor(impl.flip_permutation, torch::kLong);
+      back = back.index_select(1, perm).contiguous();
+      std::memcpy(flipped, back.data_ptr<float>(), sizeof(float) * n * joints * 3);
+    }
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw Error("inference failed on " + impl.options.device + " (" + impl.options.precision +
+                "): " + what.substr(0, what.find('\n')));
+  }
+}
+
+bool PoseModel::cuda_available() {
+  return torch::cuda::is_available();
+}
+int PoseModel::cuda_device_count() {
+  return static_cast<int>(torch::cuda::device_count());
+}
+
+}  // namespace cnp::model
