@@ -334,7 +334,10 @@ std::vector<std::string> validate(Plan& plan, bool no_resume) {
     const auto& info = plan.checkpoints[plan.jobs[j].checkpoint];
     if (!info.readable) continue;
     try {
-      plan.settings_keys[j] = jobs::job_settings_key(plan.jobs[j], info.sha256, config.dataset);
+      const model::Variant* variant = plan.registry.find(plan.jobs[j].variant);
+      if (!variant) continue;  // reported above
+      plan.settings_keys[j] = jobs::job_settings_key(plan.jobs[j], info.sha256, config.dataset,
+                                                     variant->arch, config.runtime.precision);
       plan.job_current[j] = !no_resume && jobs::job_result_is_current(config.output, plan.jobs[j],
                                                                       plan.settings_keys[j]);
     } catch (const std::exception& e) {
