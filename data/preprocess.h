@@ -8,8 +8,8 @@
 namespace cnp::data {
 
 constexpr int kInputSize = 256;
-constexpr int kCropBytes = kInputSize * kInputSize * 3;        // uint8 HWC, BGR
-constexpr int kInputFloats = 3 * kInputSize * kInputSize;      // float CHW, RGB, normalised
+constexpr int kCropBytes = kInputSize * kInputSize * 3;    // uint8 HWC, BGR
+constexpr int kInputFloats = 3 * kInputSize * kInputSize;  // float CHW, RGB, normalised
 
 // Ground-truth box sanitising, squaring and x1.25; returns false when the sample
 // must be dropped (w*h <= 0, x2 < x1 or y2 < y1).

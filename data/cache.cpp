@@ -1,0 +1,443 @@
+#include "data/cache.h"
+
+#include <hdf5.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "data/preprocess.h"
+
+namespace cnp::data {
+namespace {
+constexpr const char* kFormat = "cnp-h36m-cache-v1";
+
+// HDF5 prints its error stack by default; our errors are one line, so silence it.
+void quiet_hdf5() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+// Owns one HDF5 identifier.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept {
+    reset();
+    id_ = o.id_;
+    close_ = o.close_;
+    o.id_ = -1;
+    return *this;
+  }
+  ~Handle() { reset(); }
+  void reset() {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = -1;
+  }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+Handle checked(hid_t id, herr_t (*close)(hid_t), const std::string& what) {
+  if (id < 0) throw Error(what);
+  return Handle(id, close);
+}
+void check(herr_t status, const std::string& what) {
+  if (status < 0) throw Error(what);
+}
+
+Handle vlen_string_type() {
+  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  return t;
+}
+
+template <typename T>
+void write_dataset(hid_t file, const std::string& path, const char* name, hid_t type,
+                   std::vector<hsize_t> dims, const T* data) {
+  Handle space = checked(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                         H5Sclose, path + ": cannot create dataspace for '" + name + "'");
+  Handle set =
+      checked(H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+              H5Dclose, path + ": cannot create dataset '" + name + "'");
+  if (dims[0] > 0) {
+    check(H5Dwrite(set.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
+          path + ": cannot write dataset '" + name + "'");
+  }
+}
+
+void write_string_attribute(hid_t object, const std::string& path, const char* name,
+                            const std::string& value) {
+  Handle type = vlen_string_type();
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr = checked(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                        H5Aclose, path + ": cannot create attribute '" + name + "'");
+  const char* text = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &text), path + ": cannot write attribute '" + name + "'");
+}
+
+void write_int_attribute(hid_t object, const std::string& path, const char* name, int64_t value) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr =
+      checked(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+              H5Aclose, path + ": cannot create attribute '" + name + "'");
+  check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value),
+        path + ": cannot write attribute '" + name + "'");
+}
+
+std::string read_string_attribute(hid_t object, const std::string& path, const char* name) {
+  Handle attr = checked(H5Aopen(object, name, H5P_DEFAULT), H5Aclose,
+                        path + ": missing attribute '" + name + "'");
+  Handle type = vlen_string_type();
+  char* text = nullptr;
+  check(H5Aread(attr.get(), type.get(), &text), path + ": cannot read attribute '" + name + "'");
+  std::string value = text ? text : "";
+  H5free_memory(text);
+  return value;
+}
+
+// Reads a whole dataset whose shape must be {n, inner...}.
+template <typename T>
+std::vector<T> read_dataset(hid_t file, const std::string& path, const char* name, hid_t mem_type,
+                            size_t n, std::vector<hsize_t> inner) {
+  Handle set = checked(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose,
+                       path + ": missing dataset '" + name + "'");
+  Handle space(H5Dget_space(set.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
+  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  std::vector<hsize_t> expected = {n};
+  expected.insert(expected.end(), inner.begin(), inner.end());
+  if (dims != expected) throw Error(path + ": dataset '" + name + "' has an unexpected shape");
+  size_t total = n;
+  for (hsize_t d : inner) total *= d;
+  std::vector<T> out(total);
+  if (total > 0) {
+    check(H5Dread(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+          path + ": cannot read dataset '" + name + "'");
+  }
+  return out;
+}
+
+std::string stat_text(const std::string& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return file + " missing\n";
+  std::ostringstream out;
+  out << file << " " << st.st_size << " " << st.st_mtim.tv_sec << "." << st.st_mtim.tv_nsec << "\n";
+  return out.str();
+}
+
+}  // namespace
+
+std::string test_set_fingerprint(const TestSetOptions& options, const TestSet& set) {
+  std::ostringstream text;
+  text << kFormat << "\nroot " << options.root << "\nprotocol " << options.protocol << "\nsubjects";
+  for (int s : options.subjects) text << " " << s;
+  text << "\nbbox " << box_source_name(options.box_source) << " " << options.bbox_root_file
+       << "\nsample_every " << options.sample_every << "\nskip_bad " << options.skip_bad_samples
+       << "\nsamples " << set.samples.size() << "\n";
+  for (const auto& file : set.source_files) text << stat_text(file);
+  for (const auto& sample : set.samples) text << stat_text(image_path(options.root, sample));
+  return sha256_hex(text.str());
+}
+
+std::string cache_file_path(const std::string& cache_dir, const TestSetOptions& options) {
+  return (std::filesystem::path(cache_dir) /
+          ("h36m_p" + std::to_string(options.protocol) + "_" + box_source_name(options.box_source) +
+           "_every" + std::to_string(options.sample_every) + ".h5"))
+      .string();
+}
+
+namespace {
+void build_into(const std::string& path, const std::string& tmp, const TestSetOptions& options,
+                const TestSet& set, int threads) {
+  quiet_hdf5();
+  Handle file = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+                        tmp + ": cannot create HDF5 file");
+
+  // Crops: N x 256 x 256 x 3 uint8, one sample per chunk, grown as samples decode.
+  hsize_t dims[4] = {0, kInputSize, kInputSize, 3};
+  hsize_t max_dims[4] = {H5S_UNLIMITED, kInputSize, kInputSize, 3};
+  hsize_t chunk[4] = {1, kInputSize, kInputSize, 3};
+  Handle space(H5Screate_simple(4, dims, max_dims), H5Sclose);
+  Handle props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_chunk(props.get(), 4, chunk);
+  Handle crops = checked(H5Dcreate2(file.get(), "crops", H5T_STD_U8LE, space.get(), H5P_DEFAULT,
+                                    props.get(), H5P_DEFAULT),
+                         H5Dclose, tmp + ": cannot create dataset 'crops'");
+  write_string_attribute(crops.get(), path, "layout", "N x H x W x C, uint8, BGR");
+
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const size_t block = static_cast<size_t>(threads) * 8;
+  std::vector<uint8_t> buffer(block * kCropBytes);
+  std::vector<std::string> errors(block);
+  std::vector<const Sample*> kept;
+  std::vector<std::pair<int64_t, std::string>> skipped;
+  for (const auto& s : set.skipped) skipped.emplace_back(s.image_id, s.reason);
+
+  for (size_t begin = 0; begin < set.samples.size(); begin += block) {
+    const size_t count = std::min(block, set.samples.size() - begin);
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i = next++; i < count; i = next++) {
+        errors[i].clear();
+        const Sample& s = set.samples[begin + i];
+        try {
+          crop_image_file(image_path(options.root, s), s.bbox, buffer.data() + i * kCropBytes);
+        } catch (const std::exception& e) {
+          errors[i] = "image id " + std::to_string(s.image_id) + ": " + e.what();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < std::min<int>(threads, static_cast<int>(count)); ++t)
+      pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+
+    // Append the good crops in order.
+    for (size_t i = 0; i < count; ++i) {
+      const Sample& s = set.samples[begin + i];
+      if (!errors[i].empty()) {
+        if (!options.skip_bad_samples) throw Error(errors[i]);
+        skipped.emplace_back(s.image_id, errors[i]);
+        continue;
+      }
+      const hsize_t row = kept.size();
+      hsize_t new_dims[4] = {row + 1, kInputSize, kInputSize, 3};
+      check(H5Dset_extent(crops.get(), new_dims), tmp + ": cannot grow dataset 'crops'");
+      Handle file_space(H5Dget_space(crops.get()), H5Sclose);
+      hsize_t start[4] = {row, 0, 0, 0};
+      hsize_t one[4] = {1, kInputSize, kInputSize, 3};
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, one, nullptr);
+      Handle mem_space(H5Screate_simple(4, one, nullptr), H5Sclose);
+      check(H5Dwrite(crops.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT,
+                     buffer.data() + i * kCropBytes),
+            tmp + ": cannot write crop of image id " + std::to_string(s.image_id));
+      kept.push_back(&s);
+    }
+  }
+
+  // Metadata, one row per kept sample.
+  const size_t n = kept.size();
+  std::vector<int64_t> image_id(n);
+  std::vector<int32_t> ints[5];  // subject, action_idx, subaction, camera, frame
+  for (auto& v : ints) v.resize(n);
+  std::vector<int32_t> image_size(n * 2);
+  std::vector<double> bbox(n * 4), root(n * 3), f(n * 2), c(n * 2), joints(n * kNumJoints * 3);
+  std::vector<const char*> files(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Sample& s = *kept[i];
+    image_id[i] = s.image_id;
+    ints[0][i] = s.subject;
+    ints[1][i] = s.action_idx;
+    ints[2][i] = s.subaction;
+    ints[3][i] = s.camera;
+    ints[4][i] = s.frame;
+    image_size[i * 2] = s.image_width;
+    image_size[i * 2 + 1] = s.image_height;
+    for (int k = 0; k < 4; ++k) bbox[i * 4 + k] = s.bbox[k];
+    for (int k = 0; k < 3; ++k) root[i * 3 + k] = s.root_cam[k];
+    for (int k = 0; k < 2; ++k) f[i * 2 + k] = s.f[k], c[i * 2 + k] = s.c[k];
+    for (int j = 0; j < kNumJoints; ++j) {
+      for (int k = 0; k < 3; ++k) joints[(i * kNumJoints + j) * 3 + k] = s.joints_cam[j][k];
+    }
+    files[i] = s.image_file.c_str();
+  }
+  const hid_t fid = file.get();
+  const hsize_t hn = n;
+  write_dataset(fid, tmp, "image_id", H5T_STD_I64LE, {hn}, image_id.data());
+  const char* int_names[5] = {"subject", "action_idx", "subaction", "camera", "frame"};
+  for (int k = 0; k < 5; ++k)
+    write_dataset(fid, tmp, int_names[k], H5T_STD_I32LE, {hn}, ints[k].data());
+  write_dataset(fid, tmp, "image_size", H5T_STD_I32LE, {hn, 2}, image_size.data());
+  write_dataset(fid, tmp, "bbox", H5T_IEEE_F64LE, {hn, 4}, bbox.data());
+  write_dataset(fid, tmp, "root_cam", H5T_IEEE_F64LE, {hn, 3}, root.data());
+  write_dataset(fid, tmp, "f", H5T_IEEE_F64LE, {hn, 2}, f.data());
+  write_dataset(fid, tmp, "c", H5T_IEEE_F64LE, {hn, 2}, c.data());
+  write_dataset(fid, tmp, "joints_cam", H5T_IEEE_F64LE, {hn, kNumJoints, 3}, joints.data());
+  {
+    Handle type = vlen_string_type();
+    write_dataset(fid, tmp, "image_file", type.get(), {hn}, files.data());
+    std::vector<int64_t> skipped_ids;
+    std::vector<const char*> reasons;
+    for (const auto& [id, reason] : skipped) {
+      skipped_ids.push_back(id);
+      reasons.push_back(reason.c_str());
+    }
+    const hsize_t ns = skipped.size();
+    write_dataset(fid, tmp, "skipped_image_id", H5T_STD_I64LE, {ns}, skipped_ids.data());
+    write_dataset(fid, tmp, "skipped_reason", type.get(), {ns}, reasons.data());
+  }
+  write_string_attribute(fid, tmp, "format", kFormat);
+  write_string_attribute(fid, tmp, "fingerprint", test_set_fingerprint(options, set));
+  write_string_attribute(fid, tmp, "box_source", box_source_name(options.box_source));
+  write_int_attribute(fid, tmp, "protocol", options.protocol);
+  write_int_attribute(fid, tmp, "sample_every", options.sample_every);
+  write_int_attribute(fid, tmp, "num_samples", static_cast<int64_t>(n));
+  crops.reset();
+  check(H5Fflush(fid, H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
+  file.reset();
+}
+}  // namespace
+
+void build_cache(const std::string& path, const TestSetOptions& options, const TestSet& set,
+                 int threads) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  std::error_code ec;
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  if (ec) throw Error(target.parent_path().string() + ": cannot create directory: " + ec.message());
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    build_into(path, tmp, options, set, threads);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot rename temporary cache into place: " + ec.message());
+  }
+}
+
+struct CacheReader::Impl {
+  std::string path;
+  Handle file, crops;
+  std::string fingerprint;
+  std::vector<Sample> samples;
+};
+
+CacheReader::CacheReader(const std::string& path) : impl_(new Impl) {
+  try {
+    quiet_hdf5();
+    impl_->path = path;
+    if (!file_exists(path)) throw Error(path + ": cache file missing");
+    impl_->file = checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
+                          path + ": not a readable HDF5 file");
+    const hid_t fid = impl_->file.get();
+    if (read_string_attribute(fid, path, "format") != kFormat) {
+      throw Error(path + ": not a cnp Human3.6M cache (format attribute differs)");
+    }
+    impl_->fingerprint = read_string_attribute(fid, path, "fingerprint");
+
+    // The sample count comes from image_id's shape.
+    Handle ids = checked(H5Dopen2(fid, "image_id", H5P_DEFAULT), H5Dclose,
+                         path + ": missing dataset 'image_id'");
+    Handle space(H5Dget_space(ids.get()), H5Sclose);
+    hsize_t n = 0;
+    if (H5Sget_simple_extent_ndims(space.get()) != 1) throw Error(path + ": bad 'image_id'");
+    H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+    const size_t count = n;
+
+    auto image_id = read_dataset<int64_t>(fid, path, "image_id", H5T_NATIVE_INT64, count, {});
+    const char* int_names[5] = {"subject", "action_idx", "subaction", "camera", "frame"};
+    std::vector<int32_t> ints[5];
+    for (int k = 0; k < 5; ++k)
+      ints[k] = read_dataset<int32_t>(fid, path, int_names[k], H5T_NATIVE_INT32, count, {});
+    auto image_size = read_dataset<int32_t>(fid, path, "image_size", H5T_NATIVE_INT32, count, {2});
+    auto bbox = read_dataset<double>(fid, path, "bbox", H5T_NATIVE_DOUBLE, count, {4});
+    auto root = read_dataset<double>(fid, path, "root_cam", H5T_NATIVE_DOUBLE, count, {3});
+    auto f = read_dataset<double>(fid, path, "f", H5T_NATIVE_DOUBLE, count, {2});
+    auto c = read_dataset<double>(fid, path, "c", H5T_NATIVE_DOUBLE, count, {2});
+    auto joints = read_dataset<double>(fid, path, "joints_cam", H5T_NATIVE_DOUBLE, count,
+                                       {static_cast<hsize_t>(kNumJoints), 3});
+    Handle string_type = vlen_string_type();
+    auto files = read_dataset<char*>(fid, path, "image_file", string_type.get(), count, {});
+
+    impl_->samples.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      Sample& s = impl_->samples[i];
+      s.image_id = image_id[i];
+      s.subject = ints[0][i];
+      s.action_idx = ints[1][i];
+      s.subaction = ints[2][i];
+      s.camera = ints[3][i];
+      s.frame = ints[4][i];
+      s.image_width = image_size[i * 2];
+      s.image_height = image_size[i * 2 + 1];
+      for (int k = 0; k < 4; ++k) s.bbox[k] = bbox[i * 4 + k];
+      for (int k = 0; k < 3; ++k) s.root_cam[k] = root[i * 3 + k];
+      for (int k = 0; k < 2; ++k) s.f[k] = f[i * 2 + k], s.c[k] = c[i * 2 + k];
+      for (int j = 0; j < kNumJoints; ++j) {
+        for (int k = 0; k < 3; ++k) s.joints_cam[j][k] = joints[(i * kNumJoints + j) * 3 + k];
+      }
+      s.image_file = files[i] ? files[i] : "";
+      H5free_memory(files[i]);
+    }
+
+    impl_->crops =
+        checked(H5Dopen2(fid, "crops", H5P_DEFAULT), H5Dclose, path + ": missing dataset 'crops'");
+    Handle crop_space(H5Dget_space(impl_->crops.get()), H5Sclose);
+    hsize_t dims[4] = {0, 0, 0, 0};
+    if (H5Sget_simple_extent_ndims(crop_space.get()) != 4) throw Error(path + ": bad 'crops'");
+    H5Sget_simple_extent_dims(crop_space.get(), dims, nullptr);
+    if (dims[0] != count || dims[1] != kInputSize || dims[2] != kInputSize || dims[3] != 3) {
+      throw Error(path + ": dataset 'crops' does not match the samples");
+    }
+  } catch (...) {
+    delete impl_;
+    throw;
+  }
+}
+
+CacheReader::~CacheReader() {
+  delete impl_;
+}
+
+const std::string& CacheReader::fingerprint() const {
+  return impl_->fingerprint;
+}
+const std::vector<Sample>& CacheReader::samples() const {
+  return impl_->samples;
+}
+
+void CacheReader::read_crops(int64_t begin, int64_t count, uint8_t* out) const {
+  const int64_t n = static_cast<int64_t>(impl_->samples.size());
+  if (begin < 0 || count < 0 || begin + count > n) {
+    throw Error(impl_->path + ": crops [" + std::to_string(begin) + ", " +
+                std::to_string(begin + count) + ") outside 0.." + std::to_string(n));
+  }
+  if (count == 0) return;
+  Handle file_space(H5Dget_space(impl_->crops.get()), H5Sclose);
+  hsize_t start[4] = {static_cast<hsize_t>(begin), 0, 0, 0};
+  hsize_t size[4] = {static_cast<hsize_t>(count), kInputSize, kInputSize, 3};
+  H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, size, nullptr);
+  Handle mem_space(H5Screate_simple(4, size, nullptr), H5Sclose);
+  check(H5Dread(impl_->crops.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(),
+                H5P_DEFAULT, out),
+        impl_->path + ": cannot read crops [" + std::to_string(begin) + ", " +
+            std::to_string(begin + count) + ")");
+}
+
+std::string ensure_cache(const std::string& cache_dir, const TestSetOptions& options,
+                         const TestSet& set, int threads) {
+  const std::string path = cache_file_path(cache_dir, options);
+  if (file_exists(path)) {
+    try {
+      CacheReader reader(path);
+      if (reader.fingerprint() == test_set_fingerprint(options, set)) return path;
+    } catch (const Error&) {
+      // unreadable or foreign file: rebuild below
+    }
+  }
+  build_cache(path, options, set, threads);
+  return path;
+}
+
+}  // namespace cnp::data
