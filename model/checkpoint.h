@@ -35,7 +35,7 @@ struct Checkpoint {
   std::string archive_name;   // zip: the inner folder (e.g. "snapshot_83.pth"); legacy: ""
   std::string container_key;  // "network" | "state_dict" | "model" | "" (bare state_dict)
   std::optional<int64_t> epoch;
-  NamedTensors tensors;       // the state dict only; optimizer state is skipped
+  NamedTensors tensors;  // the state dict only; optimizer state is skipped
 
   const TensorData* find(const std::string& name) const;
   int64_t total_elements() const;
@@ -45,8 +45,10 @@ struct Checkpoint {
 Checkpoint read_checkpoint(const std::string& path);
 
 // Writes a checkpoint in PyTorch's zip format, loadable by torch.load:
-// {'epoch': epoch, 'network': OrderedDict(tensors)}; archive_name is the inner folder.
-// Used by `cnp synth` and tests. Written atomically.
+// {'epoch': epoch, container_key: OrderedDict(tensors)} (no 'epoch' entry when
+// epoch is empty; a bare OrderedDict when container_key is ""); archive_name is the
+// inner folder. Each tensor's bytes must match its shape and dtype. Used by
+// `cnp synth` and tests. Written atomically.
 void write_checkpoint_zip(const std::string& path, const NamedTensors& tensors,
                           std::optional<int64_t> epoch, const std::string& archive_name = "archive",
                           const std::string& container_key = "network");

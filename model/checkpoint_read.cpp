@@ -1,0 +1,345 @@
+// read_checkpoint: zip (torch >= 1.6) and legacy PyTorch checkpoints, without
+// LibTorch. The pickles go through the restricted unpickler in pickle.cpp (see
+// there for why it is hand-written); storages are read with libzip or from the
+// legacy byte stream, and every tensor is materialised contiguous.
+#include <algorithm>
+#include <cstring>
+#include <new>
+#include <unordered_map>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "model/checkpoint.h"
+#include "model/legacy_format.h"
+#include "model/pickle.h"
+#include "model/zip_archive.h"
+
+namespace cnp::model {
+namespace {
+
+using pickle::Kind;
+using pickle::StorageRef;
+using pickle::TensorRef;
+using pickle::Unpickled;
+using pickle::Value;
+
+constexpr int64_t kMaxElements = int64_t(1) << 40;
+
+// Where the bytes of each root storage come from.
+class StorageSource {
+ public:
+  virtual ~StorageSource() = default;
+  // All bytes of storage `key`.
+  virtual std::pair<const uint8_t*, size_t> get(const std::string& key) = 0;
+  // The bytes as a vector the caller may keep (zip: no copy); empty if unsupported.
+  virtual std::vector<uint8_t> take(const std::string&) { return {}; }
+};
+
+class ZipStorages : public StorageSource {
+ public:
+  ZipStorages(const zip::Reader& reader, std::string prefix)
+      : reader_(reader), prefix_(std::move(prefix)) {}
+  std::pair<const uint8_t*, size_t> get(const std::string& key) override {
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, load(key)).first;
+    return {it->second.data(), it->second.size()};
+  }
+  std::vector<uint8_t> take(const std::string& key) override {
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return load(key);
+    std::vector<uint8_t> out = std::move(it->second);
+    cache_.erase(it);
+    return out;
+  }
+
+ private:
+  std::vector<uint8_t> load(const std::string& key) {
+    std::string name = prefix_ + "data/" + key;
+    if (!reader_.has(name))
+      throw Error("storage '" + key + "' is missing (no zip entry " + name + ")");
+    std::vector<uint8_t> bytes(reader_.size(name));
+    reader_.read_into(name, bytes.data(), bytes.size());
+    return bytes;
+  }
+  const zip::Reader& reader_;
+  std::string prefix_;
+  std::unordered_map<std::string, std::vector<uint8_t>> cache_;
+};
+
+class LegacyStorages : public StorageSource {
+ public:
+  LegacyStorages(const std::string& data,
+                 const std::unordered_map<std::string, legacy::Span>& spans)
+      : data_(data), spans_(spans) {}
+  std::pair<const uint8_t*, size_t> get(const std::string& key) override {
+    auto it = spans_.find(key);
+    if (it == spans_.end()) throw Error("storage '" + key + "' has no data in the file");
+    return {reinterpret_cast<const uint8_t*>(data_.data()) + it->second.offset, it->second.bytes};
+  }
+
+ private:
+  const std::string& data_;
+  const std::unordered_map<std::string, legacy::Span>& spans_;
+};
+
+const char* kind_name(Kind kind) {
+  switch (kind) {
+    case Kind::None:
+      return "None";
+    case Kind::Bool:
+      return "bool";
+    case Kind::Int:
+    case Kind::BigInt:
+      return "int";
+    case Kind::Float:
+      return "float";
+    case Kind::String:
+      return "str";
+    case Kind::Bytes:
+      return "bytes";
+    case Kind::List:
+      return "list";
+    case Kind::Tuple:
+      return "tuple";
+    case Kind::Dict:
+      return "dict";
+    case Kind::Set:
+      return "set";
+    case Kind::Global:
+      return "global";
+    case Kind::Storage:
+      return "storage";
+    case Kind::Tensor:
+      return "tensor";
+  }
+  return "value";
+}
+
+// Copies the elements a (possibly strided, offset) tensor views out of its storage.
+TensorData materialise(const std::string& name, const TensorRef& t, const StorageRef& s,
+                       StorageSource& source, bool sole_user, size_t* budget) {
+  TensorData out;
+  out.dtype = s.dtype;
+  out.shape = t.shape;
+  const size_t elem = dtype_size(s.dtype);
+  int64_t numel = 1;
+  for (int64_t d : t.shape) {
+    if (d != 0 && numel > kMaxElements / d) throw Error("tensor '" + name + "' is too large");
+    numel *= d;
+  }
+  if (numel == 0) return out;
+
+  const int64_t view_numel = s.view_numel >= 0 ? s.view_numel : s.numel;
+  // Largest element index the tensor touches, relative to the view start.
+  if (t.offset > kMaxElements) throw Error("tensor '" + name + "' has an impossible offset");
+  int64_t last = t.offset;
+  for (size_t k = 0; k < t.shape.size(); ++k) {
+    if (t.stride[k] != 0 && t.shape[k] - 1 > (kMaxElements - last) / t.stride[k])
+      throw Error("tensor '" + name + "' reaches outside its storage");
+    last += (t.shape[k] - 1) * t.stride[k];
+  }
+  if (last >= view_numel)
+    throw Error("tensor '" + name + "' reaches outside its storage '" + s.key + "'");
+  const size_t nbytes = static_cast<size_t>(numel) * elem;
+  if (nbytes > *budget)
+    throw Error("tensor '" + name + "' expands to more data than the file can hold");
+  *budget -= nbytes;
+
+  bool contiguous = true;
+  int64_t expected = 1;
+  for (size_t k = t.shape.size(); k-- > 0;) {
+    if (t.shape[k] != 1 && t.stride[k] != expected) contiguous = false;
+    expected *= t.shape[k];
+  }
+  const int64_t base = s.view_offset + t.offset;
+
+  std::pair<const uint8_t*, size_t> storage = source.get(s.key);
+  const uint8_t* data = storage.first;
+  size_t size = storage.second;
+  if (static_cast<uint64_t>(s.numel) > size / elem)
+    throw Error("storage '" + s.key + "' has " + std::to_string(size) + " bytes, fewer than its " +
+                std::to_string(s.numel) + " elements");
+  if (contiguous && base == 0 && nbytes == size && sole_user) {
+    out.bytes = source.take(s.key);
+    if (out.bytes.size() == nbytes) return out;
+    storage = source.get(s.key);
+    data = storage.first;
+    size = storage.second;
+  }
+  out.bytes.resize(nbytes);
+  const uint8_t* src = data + static_cast<size_t>(base) * elem;
+  if (contiguous) {
+    std::memcpy(out.bytes.data(), src, nbytes);
+    return out;
+  }
+  // Odometer over the index space; the innermost dimension is copied in a loop.
+  const size_t dims = t.shape.size();
+  std::vector<int64_t> index(dims, 0);
+  const int64_t inner = dims ? t.shape[dims - 1] : 1;
+  const int64_t inner_stride = dims ? t.stride[dims - 1] : 0;
+  uint8_t* dst = out.bytes.data();
+  for (int64_t done = 0; done < numel; done += inner) {
+    int64_t offset = 0;
+    for (size_t k = 0; k + 1 < dims; ++k) offset += index[k] * t.stride[k];
+    for (int64_t j = 0; j < inner; ++j) {
+      std::memcpy(dst, src + static_cast<size_t>(offset + j * inner_stride) * elem, elem);
+      dst += elem;
+    }
+    for (size_t k = dims - 1; k-- > 0;) {
+      if (++index[k] < t.shape[k]) break;
+      index[k] = 0;
+    }
+  }
+  return out;
+}
+
+// Finds the state dict in the unpickled object and materialises its tensors.
+void extract(const Unpickled& u, StorageSource& source, size_t file_size, Checkpoint* ck) {
+  const Value& root = u.at(u.root);
+  if (root.kind != Kind::Dict)
+    throw Error(std::string("not a checkpoint: the saved object is a ") + kind_name(root.kind) +
+                ", not a dict");
+  const Value* state = nullptr;
+  for (const char* key : {"network", "state_dict", "model"}) {
+    const Value* v = u.dict_get(root, key);
+    if (v && v->kind == Kind::Dict) {
+      state = v;
+      ck->container_key = key;
+      break;
+    }
+  }
+  if (!state) {
+    bool has_tensor = false;
+    for (size_t k = 1; k < root.items.size(); k += 2)
+      has_tensor = has_tensor || u.at(root.items[k]).kind == Kind::Tensor;
+    if (!has_tensor) {
+      std::string keys;
+      for (size_t k = 0; k < root.items.size() && keys.size() < 200; k += 2) {
+        const Value& key = u.at(root.items[k]);
+        keys += (keys.empty() ? "" : ", ") + (key.kind == Kind::String ? key.s : "?");
+      }
+      throw Error(
+          "no state dict found (no 'network', 'state_dict' or 'model' dict and no tensors;"
+          " top-level keys: " +
+          (keys.empty() ? std::string("none") : keys) + ")");
+    }
+    state = &root;
+    ck->container_key = "";
+  }
+  const Value* epoch = u.dict_get(root, "epoch");
+  if (epoch && epoch->kind == Kind::Int) ck->epoch = epoch->i;
+
+  // Python dict semantics: a repeated key keeps its first position, last value wins.
+  std::vector<std::pair<std::string, size_t>> entries;  // name -> tensor index
+  std::unordered_map<std::string, size_t> position;
+  for (size_t k = 0; k + 1 < state->items.size(); k += 2) {
+    const Value& key = u.at(state->items[k]);
+    const Value& value = u.at(state->items[k + 1]);
+    if (key.kind != Kind::String || value.kind != Kind::Tensor) continue;  // not a weight
+    auto [it, fresh] = position.emplace(key.s, entries.size());
+    if (fresh)
+      entries.emplace_back(key.s, static_cast<size_t>(value.i));
+    else
+      entries[it->second].second = static_cast<size_t>(value.i);
+  }
+  std::unordered_map<std::string, int> users;  // storage key -> tensors using it
+  for (const auto& e : entries) ++users[u.storages[u.tensors[e.second].storage].key];
+
+  // A file cannot legitimately expand much: cap what materialising may allocate.
+  size_t budget = 4 * file_size + (size_t(256) << 20);
+  ck->tensors.reserve(entries.size());
+  for (const auto& [name, index] : entries) {
+    const TensorRef& t = u.tensors[index];
+    const StorageRef& s = u.storages[t.storage];
+    ck->tensors.emplace_back(name, materialise(name, t, s, source, users[s.key] == 1, &budget));
+  }
+}
+
+StorageRef zip_storage_from_pid(const Unpickled& u, const Value& pid) {
+  // ('storage', storage_type, key, location, numel)
+  if (pid.kind != Kind::Tuple || pid.items.empty()) throw Error("malformed persistent id");
+  const Value& tag = u.at(pid.items[0]);
+  if (tag.kind != Kind::String) throw Error("malformed persistent id");
+  if (tag.s != "storage") throw Error("unsupported persistent id '" + tag.s + "'");
+  if (pid.items.size() != 5) throw Error("malformed storage persistent id");
+  const Value& type = u.at(pid.items[1]);
+  const Value& key = u.at(pid.items[2]);
+  const Value& location = u.at(pid.items[3]);
+  const Value& numel = u.at(pid.items[4]);
+  if (type.kind != Kind::Global || type.global != pickle::Global::StorageType ||
+      key.kind != Kind::String || location.kind != Kind::String || numel.kind != Kind::Int ||
+      numel.i < 0)
+    throw Error("malformed storage persistent id");
+  StorageRef ref;
+  ref.key = key.s;
+  ref.dtype = type.dtype;
+  ref.numel = numel.i;
+  ref.location = location.s;
+  return ref;
+}
+
+void read_zip(const std::string& data, Checkpoint* ck) {
+  zip::Reader reader(data, "");
+  std::string pkl;
+  for (const std::string& name : reader.names()) {
+    const std::string suffix = "/data.pkl";
+    if (name.size() > suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+        name.find('/') == name.size() - suffix.size()) {
+      if (!pkl.empty()) throw Error("zip archive holds several data.pkl entries");
+      pkl = name;
+    }
+  }
+  if (pkl.empty())
+    throw Error("zip archive without a <name>/data.pkl entry (not a PyTorch checkpoint)");
+  const std::string prefix = pkl.substr(0, pkl.size() - std::string("data.pkl").size());
+  ck->format = "zip";
+  ck->archive_name = prefix.substr(0, prefix.size() - 1);
+  if (reader.has(prefix + "byteorder")) {
+    std::string order = reader.read(prefix + "byteorder");
+    if (order != "little") throw Error("byteorder '" + order + "' is not supported");
+  }
+  const std::string pickle_bytes = reader.read(pkl);
+  Unpickled u;
+  try {
+    u = pickle::unpickle(reinterpret_cast<const uint8_t*>(pickle_bytes.data()), pickle_bytes.size(),
+                         0, zip_storage_from_pid);
+  } catch (const Error& e) {
+    throw Error(pkl + ": " + e.what());
+  }
+  ZipStorages storages(reader, prefix);
+  extract(u, storages, data.size(), ck);
+}
+
+void read_legacy(const std::string& data, Checkpoint* ck) {
+  ck->format = "legacy";
+  legacy::Parsed parsed = legacy::parse(data);
+  LegacyStorages storages(data, parsed.storages);
+  extract(parsed.object, storages, data.size(), ck);
+}
+
+}  // namespace
+
+Checkpoint read_checkpoint(const std::string& path) {
+  std::string data = read_file(path);
+  Checkpoint ck;
+  ck.path = path;
+  try {
+    if (data.empty()) throw Error("empty file (not a PyTorch checkpoint)");
+    if (zip::looks_like_zip(data))
+      read_zip(data, &ck);
+    else if (static_cast<uint8_t>(data[0]) == 0x80)
+      read_legacy(data, &ck);
+    else
+      throw Error("not a PyTorch checkpoint (neither a zip archive nor a pickle)");
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  } catch (const std::bad_alloc&) {
+    throw Error(path + ": out of memory while reading the checkpoint");
+  } catch (const std::exception& e) {
+    throw Error(path + ": cannot read checkpoint: " + e.what());
+  }
+  return ck;
+}
+
+}  // namespace cnp::model

@@ -1,0 +1,64 @@
+#include "tests/checkpoint/fixtures.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace cnp::test {
+
+std::string work_dir(const std::string& name) {
+  std::filesystem::path dir = std::filesystem::path(CNP_TEST_WORK) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+void run_generator(const std::string& args) {
+  std::string cmd =
+      std::string(CNP_PYTHON) + " " + CNP_SOURCE_DIR + "/tests/checkpoint/make_fixtures.py " + args;
+  int rc = std::system(cmd.c_str());
+  ASSERT_EQ(rc, 0) << "fixture generator failed: " << cmd;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+nlohmann::json load_manifest(const std::string& dir) {
+  return nlohmann::json::parse(slurp(dir + "/manifest.json"));
+}
+
+void expect_tensors_match(const model::Checkpoint& ck, const nlohmann::json& entry,
+                          const std::string& bin) {
+  const auto& expected = entry["tensors"];
+  ASSERT_EQ(ck.tensors.size(), expected.size()) << entry["file"];
+  for (size_t k = 0; k < expected.size(); ++k) {
+    const auto& e = expected[k];
+    const auto& [name, t] = ck.tensors[k];
+    SCOPED_TRACE(entry["file"].get<std::string>() + " / " + name);
+    EXPECT_EQ(name, e["name"].get<std::string>());
+    EXPECT_EQ(model::dtype_name(t.dtype), e["dtype"].get<std::string>());
+    EXPECT_EQ(t.shape, e["shape"].get<std::vector<int64_t>>());
+    size_t offset = e["offset"], size = e["size"];
+    ASSERT_EQ(t.bytes.size(), size);
+    EXPECT_TRUE(size == 0 || std::memcmp(t.bytes.data(), bin.data() + offset, size) == 0)
+        << "values differ";
+    EXPECT_EQ(t.numel() * static_cast<int64_t>(model::dtype_size(t.dtype)),
+              static_cast<int64_t>(size));
+    if (e.contains("float_offset")) {
+      std::vector<float> f = t.to_float();
+      size_t fo = e["float_offset"], fs = e["float_size"];
+      ASSERT_EQ(f.size() * 4, fs);
+      EXPECT_EQ(std::memcmp(f.data(), bin.data() + fo, fs), 0) << "to_float differs from torch";
+    }
+  }
+}
+
+}  // namespace cnp::test

@@ -1,0 +1,25 @@
+#pragma once
+// Shared helpers for the checkpoint tests: running the Python fixture generator
+// and comparing a read checkpoint with what Python wrote.
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/checkpoint.h"
+
+namespace cnp::test {
+
+// Fresh directory CNP_TEST_WORK/<name> (removed first).
+std::string work_dir(const std::string& name);
+
+// Runs make_fixtures.py with the arguments; fails the test (ASSERT) on error.
+void run_generator(const std::string& args);
+
+nlohmann::json load_manifest(const std::string& dir);
+std::string slurp(const std::string& path);
+
+// EXPECTs every tensor of `entry` (name, dtype, shape, bytes, float conversion)
+// to match `ck` bit for bit, in order, with nothing extra.
+void expect_tensors_match(const model::Checkpoint& ck, const nlohmann::json& entry,
+                          const std::string& bin);
+
+}  // namespace cnp::test
