@@ -25,18 +25,45 @@ bool looks_like_zip(const std::string& data) {
          ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6));
 }
 
-Reader::Reader(const std::string& data, const std::string& label)
-    : label_(label.empty() ? "" : label + ": ") {
+zip_source_t* source_or_throw(zip_source_t* source, zip_error_t* error, const std::string& label) {
+  if (!source) throw Error(label + "cannot read zip archive: " + error_text(error));
+  return source;
+}
+
+Reader::Reader(zip_source_t* source, const std::string& label) : label_(label) {
   zip_error_t error;
   zip_error_init(&error);
-  zip_source_t* source = zip_source_buffer_create(data.data(), data.size(), 0, &error);
-  if (!source) throw Error(label_ + "cannot read zip archive: " + error_text(&error));
   archive_ = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error);
   if (!archive_) {
     zip_source_free(source);
     throw Error(label_ + "corrupt or truncated zip archive: " + error_text(&error));
   }
   zip_error_fini(&error);
+}
+
+Reader::Reader(const std::string& data, const std::string& label)
+    : Reader(
+          [&] {
+            zip_error_t error;
+            zip_error_init(&error);
+            return source_or_throw(zip_source_buffer_create(data.data(), data.size(), 0, &error),
+                                   &error, label.empty() ? "" : label + ": ");
+          }(),
+          label.empty() ? "" : label + ": ") {}
+
+Reader Reader::open_file(const std::string& path, const std::string& label) {
+  zip_error_t error;
+  zip_error_init(&error);
+  std::string prefix = label.empty() ? "" : label + ": ";
+  zip_source_t* source =
+      source_or_throw(zip_source_file_create(path.c_str(), 0, -1, &error), &error, prefix);
+  zip_error_fini(&error);
+  return Reader(source, prefix);
+}
+
+Reader::Reader(Reader&& other) noexcept
+    : label_(std::move(other.label_)), archive_(other.archive_) {
+  other.archive_ = nullptr;
 }
 
 Reader::~Reader() {

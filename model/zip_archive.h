@@ -6,6 +6,7 @@
 #include <vector>
 
 struct zip;
+struct zip_source;
 
 namespace cnp::model::zip {
 
@@ -18,7 +19,11 @@ class Reader {
   // `data` must outlive the reader. Throws cnp::Error("<label>: ...") (no
   // prefix if label is empty) if it is not a readable zip archive.
   Reader(const std::string& data, const std::string& label);
+  // Reads the archive from a file (entries are read on demand, nothing is
+  // loaded up front).
+  static Reader open_file(const std::string& path, const std::string& label);
   ~Reader();
+  Reader(Reader&& other) noexcept;
   Reader(const Reader&) = delete;
   Reader& operator=(const Reader&) = delete;
 
@@ -32,6 +37,7 @@ class Reader {
   std::string read(const std::string& name) const;
 
  private:
+  Reader(struct zip_source* source, const std::string& label);
   int64_t index(const std::string& name) const;
   std::string label_;  // message prefix: "<label>: " or ""
   struct ::zip* archive_ = nullptr;
