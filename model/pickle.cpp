@@ -26,6 +26,10 @@ constexpr size_t kMaxLine = 4096;
 // Longest integer (LONG1/LONG4) we keep: Python ints in checkpoints are small;
 // the legacy magic number is 10 bytes.
 constexpr size_t kMaxLongBytes = 64;
+// Most values one pickle may build. A checkpoint needs about 50 per tensor
+// (~50k for variant L with its optimizer state); the cap bounds the arena
+// (~100 bytes a value) for a hostile pickle made of one-byte opcodes.
+constexpr size_t kMaxValues = size_t(2) << 20;
 
 struct GlobalSpec {
   const char* module;
@@ -97,6 +101,7 @@ class Reader {
   }
 
   ValueId make(Value v) {
+    if (out_.values.size() >= kMaxValues) fail("pickle builds too many values");
     out_.values.push_back(std::move(v));
     return static_cast<ValueId>(out_.values.size() - 1);
   }

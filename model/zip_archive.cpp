@@ -31,6 +31,13 @@ zip_source_t* source_or_throw(zip_source_t* source, zip_error_t* error, const st
 }
 
 Reader::Reader(zip_source_t* source, const std::string& label) : label_(label) {
+  zip_stat_t source_stat;
+  zip_stat_init(&source_stat);
+  if (zip_source_stat(source, &source_stat) != 0 || !(source_stat.valid & ZIP_STAT_SIZE)) {
+    zip_source_free(source);
+    throw Error(label_ + "cannot determine the archive size");
+  }
+  archive_size_ = source_stat.size;
   zip_error_t error;
   zip_error_init(&error);
   archive_ = zip_open_from_source(source, ZIP_RDONLY | ZIP_CHECKCONS, &error);
@@ -96,7 +103,7 @@ uint64_t Reader::size(const std::string& name) const {
   if (zip_stat_index(archive_, static_cast<zip_uint64_t>(idx), 0, &st) != 0 ||
       !(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE))
     throw Error(label_ + "cannot stat zip entry '" + name + "'");
-  if (st.size > st.comp_size * kMaxRatio + 1024)
+  if (st.comp_size > archive_size_ || st.size > st.comp_size * kMaxRatio + 1024)
     throw Error(label_ + "zip entry '" + name + "' claims an impossible size");
   return st.size;
 }

@@ -41,6 +41,7 @@ class Reader {
   int64_t index(const std::string& name) const;
   std::string label_;  // message prefix: "<label>: " or ""
   struct ::zip* archive_ = nullptr;
+  uint64_t archive_size_ = 0;  // bytes of the whole archive; no entry can hold more
 };
 
 struct Entry {

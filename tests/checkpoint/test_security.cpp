@@ -221,6 +221,7 @@ TEST_F(CheckpointSecurity, HostilePicklesFailWithoutCrashing) {
   std::string big_string = proto + BYTES("X\xff\xff\xff\xff") + "abc.";
   std::string big_long = proto + BYTES("\x8b\xff\xff\xff\x7f") + "abc.";
   std::string memo_miss = proto + BYTES("j\xff\xff\xff\xff.");
+  std::string many = proto + std::string(size_t(3) << 20, 'N') + ".";  // 3M values
   std::string memo_put = proto + BYTES("}r\xff\xff\xff\xff.");  // a huge memo index is just a key
   // OrderedDict(list) through the memo, again and again: amplification is capped.
   std::string amplify = proto + BYTES("ccollections\nOrderedDict\nq\x00]q\x01(");
