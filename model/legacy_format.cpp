@@ -1,3 +1,5 @@
+// Hand-written: no Debian library reads PyTorch's legacy stream, and it is only
+// a few pickles (parsed by the restricted unpickler) plus length-prefixed blobs.
 #include "model/legacy_format.h"
 
 #include <cstring>

@@ -308,7 +308,9 @@ def security(out):
 
 
 def dump(ckpt, out):
-    obj = torch.load(ckpt, map_location="cpu")
+    # weights_only: the file must also pass torch's own restricted loader (the
+    # default from torch 2.6 on).
+    obj = torch.load(ckpt, map_location="cpu", weights_only=True)
     exp = Expectations(out)
     sd = obj.get("network", obj) if isinstance(obj, dict) else obj
     epoch = obj.get("epoch") if isinstance(obj, dict) else None

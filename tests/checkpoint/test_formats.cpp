@@ -1,6 +1,7 @@
 // Reading checkpoints that Debian's torch wrote: every format, dtype and layout.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "common/error.h"
@@ -17,11 +18,8 @@ class CheckpointFormats : public ::testing::Test {
     test::run_generator("formats " + dir_);
     manifest_ = test::load_manifest(dir_);
   }
-  static const nlohmann::json& entry(const std::string& file) {
-    for (const auto& e : manifest_["checkpoints"])
-      if (e["file"] == file) return e;
-    throw std::runtime_error("no fixture " + file);
-  }
+  // The fixtures take ~170 MB; the machine's disk is shared.
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
   static std::string dir_;
   static nlohmann::json manifest_;
 };
