@@ -38,6 +38,12 @@ class Context {
         return "--set " + o.key;
       }
     }
+    if (node.Mark().is_null()) {
+      // A mapping an override created on its way to its key.
+      for (const auto& o : overrides_) {
+        if (o.key.rfind(path + ".", 0) == 0) return "--set " + o.key;
+      }
+    }
     return mark_location(node.Mark());
   }
   std::string mark_location(const YAML::Mark& mark) const {
