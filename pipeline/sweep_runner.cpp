@@ -565,7 +565,8 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, std::ve
     int64_t summed[3] = {0, 0, 0};
     MPI_Allreduce(local, summed, 3, MPI_INT64_T, MPI_SUM, mpi.comm);
     pass_done += summed[2];
-    if (mpi.rank == 0) log_progress(state, pass_done, total, pass_index, false);
+    if (mpi.rank == 0 && round + 1 < rounds)
+      log_progress(state, pass_done, total, pass_index, false);
     if (summed[1] > 0) {
       failed = true;
       break;
@@ -652,6 +653,9 @@ void write_pass_results(RunState& state, size_t pass_index, const std::vector<fl
     result.seconds = seconds;
     result.images_per_second = seconds > 0 ? set.set.samples.size() / seconds : 0.0;
     result.ranks = state.mpi.size;
+    result.sample_every = plan.config.dataset.sample_every;
+    result.dataset_root = plan.config.dataset.root;
+    result.precision = plan.config.runtime.precision;
     // Predictions first: the job file marks the job finished for resume.
     write_file_atomic(jobs::job_predictions_path(plan.config.output, job),
                       predictions_to_json(results, kept, job.protocol));

@@ -1,0 +1,94 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <set>
+
+#include "common/error.h"
+#include "data/preprocess.h"
+#include "pipeline/batch_producer.h"
+
+namespace cnp::pipeline {
+namespace {
+
+// A crop whose bytes encode the sample index, so order mistakes show.
+void fake_crop(int64_t index, uint8_t* crop) {
+  for (int i = 0; i < data::kCropBytes; ++i) crop[i] = static_cast<uint8_t>((index * 7 + i) % 251);
+}
+
+std::string describe(int64_t index) {
+  return "sample " + std::to_string(index);
+}
+
+TEST(SweepBatchProducer, BatchesInOrderWithNormalisedInputs) {
+  const int64_t count = 11;
+  BatchProducer producer(count, 4, false, fake_crop, describe);
+  std::vector<uint8_t> crop(data::kCropBytes);
+  std::vector<float> expected(data::kInputFloats);
+  PreparedBatch batch;
+  int64_t next_first = 0;
+  std::vector<int> sizes;
+  while (producer.next(batch)) {
+    ASSERT_TRUE(batch.error.empty());
+    EXPECT_EQ(batch.first, next_first);
+    sizes.push_back(batch.count);
+    for (int i = 0; i < batch.count; ++i) {
+      fake_crop(batch.first + i, crop.data());
+      data::normalize_crop(crop.data(), expected.data());
+      EXPECT_EQ(0, std::memcmp(expected.data(), batch.input.data() + i * data::kInputFloats,
+                               sizeof(float) * data::kInputFloats))
+          << "sample " << batch.first + i;
+      EXPECT_EQ(batch.bad[i], 0);
+    }
+    next_first += batch.count;
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{4, 4, 3}));
+  EXPECT_TRUE(producer.finished());
+}
+
+TEST(SweepBatchProducer, BadSamplesAreSkippedOrFail) {
+  auto source = [](int64_t index, uint8_t* crop) {
+    if (index == 2 || index == 5) throw Error("img" + std::to_string(index) + ".jpg: corrupt JPEG");
+    fake_crop(index, crop);
+  };
+  {
+    BatchProducer producer(7, 3, true, source, describe);
+    PreparedBatch batch;
+    std::set<int64_t> bad;
+    while (producer.next(batch)) {
+      EXPECT_TRUE(batch.error.empty());
+      for (int i = 0; i < batch.count; ++i) {
+        if (batch.bad[i]) bad.insert(batch.first + i);
+      }
+    }
+    EXPECT_EQ(bad, (std::set<int64_t>{2, 5}));
+    EXPECT_TRUE(producer.finished());
+  }
+  {
+    BatchProducer producer(7, 3, false, source, describe);
+    PreparedBatch batch;
+    ASSERT_TRUE(producer.next(batch));
+    EXPECT_EQ(batch.error, "sample 2: img2.jpg: corrupt JPEG");
+    EXPECT_FALSE(producer.next(batch));  // production stops at the first failure
+    EXPECT_FALSE(producer.finished());
+  }
+}
+
+TEST(SweepBatchProducer, StopsCleanlyWhenAbandoned) {
+  std::atomic<int64_t> produced{0};
+  {
+    BatchProducer producer(
+        1000, 2, false,
+        [&](int64_t index, uint8_t* crop) {
+          ++produced;
+          fake_crop(index, crop);
+        },
+        describe);
+    PreparedBatch batch;
+    ASSERT_TRUE(producer.next(batch));
+  }  // destructor must not wait for all 1000 samples
+  EXPECT_LT(produced.load(), 1000);
+}
+
+}  // namespace
+}  // namespace cnp::pipeline

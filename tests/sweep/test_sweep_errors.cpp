@@ -1,0 +1,153 @@
+// Bad sweeps: each gives its clear one-line error on stderr, every rank exits
+// non-zero (no hang: mpirun runs under `timeout`), and no result is written.
+#include <gtest/gtest.h>
+
+#include "sweep_fixture.h"
+
+namespace cnp::sweep_test {
+namespace {
+
+class SweepErrors : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = test_dir("sweep_errors");
+    data_ = make_dataset(dir_);
+  }
+
+  // Runs a 2-rank sweep that must fail before any compute; returns stderr.
+  static std::string expect_failure(const std::string& name, const std::string& config,
+                                    const std::string& extra = "") {
+    const std::string out = dir_ + "/out_" + name;
+    fs::remove_all(out);
+    const auto result =
+        run(sweep_command(2, config, "--output " + out + " " + extra), dir_ + "/" + name);
+    EXPECT_NE(result.code, 0) << name << ": " << result.err;
+    EXPECT_NE(result.code, 124) << name << " hung";
+    EXPECT_FALSE(fs::exists(out)) << name << " wrote " << out;
+    EXPECT_NE(result.err.find("cnp_sweep: error: "), std::string::npos) << result.err;
+    return result.err;
+  }
+
+  static std::string dir_, data_;
+};
+std::string SweepErrors::dir_, SweepErrors::data_;
+
+#define EXPECT_HAS(text, needle)                                                            \
+  EXPECT_NE((text).find(needle), std::string::npos) << "missing '" << (needle) << "' in:\n" \
+                                                    << (text)
+
+TEST_F(SweepErrors, UnknownKey) {
+  const auto config = write_sweep(dir_ + "/unknown_key.yaml", data_, kFullGrid,
+                                  "  batch_size: 4\n  bach_size: 8\n");
+  const auto err = expect_failure("unknown_key", config);
+  EXPECT_HAS(err, "unknown_key.yaml:");
+  EXPECT_HAS(err, "bach_size");
+}
+
+TEST_F(SweepErrors, UnknownKeyFromSet) {
+  const auto config = write_sweep(dir_ + "/ok.yaml", data_, kFullGrid);
+  const auto err = expect_failure("unknown_set", config, "--set runtime.nope=1");
+  EXPECT_HAS(err, "nope");
+}
+
+TEST_F(SweepErrors, MissingCheckpoint) {
+  const auto config =
+      write_sweep(dir_ + "/missing_ckpt.yaml", data_,
+                  "  variants: [XS]\n  epochs: [1, 7]\n  protocols: [2]\n  flip: [false]\n");
+  const auto err = expect_failure("missing_ckpt", config);
+  EXPECT_HAS(err, "checkpoints/XS/snapshot_7.pth.tar: checkpoint not found");
+}
+
+TEST_F(SweepErrors, WrongVariantSaysWhatTheCheckpointLooksLike) {
+  std::string yaml =
+      slurp(write_sweep(dir_ + "/tmp.yaml", data_,
+                        "  variants: [S]\n  epochs: [1]\n  protocols: [2]\n  flip: [false]\n"));
+  // Point S at the XS weights.
+  yaml.replace(yaml.find("{variant}"), 9, "XS");
+  spit(dir_ + "/wrong_variant.yaml", yaml);
+  const auto err = expect_failure("wrong_variant", dir_ + "/wrong_variant.yaml");
+  EXPECT_HAS(err,
+             "snapshot_1.pth.tar looks like XS (head 128, depth_dim 32) but the sweep asks for S");
+}
+
+TEST_F(SweepErrors, EveryProblemIsListedAtOnce) {
+  std::string yaml =
+      slurp(write_sweep(dir_ + "/tmp2.yaml", data_,
+                        "  variants: [S]\n  epochs: [1, 7]\n  protocols: [2]\n  flip: [false]\n"));
+  yaml.replace(yaml.find("{variant}"), 9, "XS");
+  spit(dir_ + "/two_problems.yaml", yaml);
+  const auto err = expect_failure("two_problems", dir_ + "/two_problems.yaml");
+  EXPECT_HAS(err, "cnp_sweep: error: 2 problems");
+  EXPECT_HAS(err, "snapshot_7.pth.tar: checkpoint not found");
+  EXPECT_HAS(err, "looks like XS");
+}
+
+TEST_F(SweepErrors, EmptyGrid) {
+  const auto config =
+      write_sweep(dir_ + "/empty_grid.yaml", data_,
+                  "  variants: [XS]\n  epochs: [1]\n  protocols: []\n  flip: [false]\n");
+  const auto err = expect_failure("empty_grid", config);
+  EXPECT_HAS(err, "protocols");
+}
+
+TEST_F(SweepErrors, BadEpochRange) {
+  const auto config =
+      write_sweep(dir_ + "/bad_range.yaml", data_,
+                  "  variants: [XS]\n  epochs: \"70-60\"\n  protocols: [2]\n  flip: [false]\n");
+  const auto err = expect_failure("bad_range", config);
+  EXPECT_HAS(err, "bad epoch range '70-60'");
+}
+
+TEST_F(SweepErrors, UnreadableDataset) {
+  std::string yaml = slurp(write_sweep(dir_ + "/tmp3.yaml", data_, kFullGrid));
+  yaml.replace(yaml.find("root: " + data_), 6 + data_.size(), "root: " + dir_ + "/no_such_dataset");
+  // Checkpoints still come from the real data.
+  spit(dir_ + "/no_dataset.yaml", yaml);
+  const auto err = expect_failure("no_dataset", dir_ + "/no_dataset.yaml");
+  EXPECT_HAS(err, dir_ + "/no_such_dataset");
+}
+
+// A corrupt image found while decoding: without skip_bad_samples the sweep fails
+// naming image and sample and writes no result of that pass; with it, the sample is
+// skipped and counted.
+TEST_F(SweepErrors, CorruptImageFailsOrIsSkipped) {
+  const std::string bad_data = dir_ + "/bad_data";
+  if (!fs::exists(bad_data + "/.ready")) {
+    fs::remove_all(bad_data);
+    fs::copy(data_, bad_data, fs::copy_options::recursive);
+  }
+  // The first S9 sample in the reference order: action 2, subaction 1, camera 1, frame 0.
+  const std::string image =
+      bad_data + "/images/s_09_act_02_subact_01_ca_01/s_09_act_02_subact_01_ca_01_000001.jpg";
+  ASSERT_TRUE(fs::exists(image));
+  spit(image, std::string(300, 'x'));  // exists but is no JPEG: found only when decoding
+  std::string yaml =
+      slurp(write_sweep(dir_ + "/tmp4.yaml", data_,
+                        "  variants: [XS]\n  epochs: [1]\n  protocols: [1, 2]\n  flip: [false]\n"));
+  yaml.replace(yaml.find("root: " + data_), 6 + data_.size(), "root: " + bad_data);
+  spit(dir_ + "/corrupt.yaml", yaml);
+
+  const std::string out = dir_ + "/out_corrupt";
+  fs::remove_all(out);
+  auto failed = run(sweep_command(2, dir_ + "/corrupt.yaml", "--output " + out), dir_ + "/corrupt");
+  EXPECT_EQ(failed.code, 1) << failed.err;
+  EXPECT_HAS(failed.err, "s_09_act_02_subact_01_ca_01_000001.jpg");
+  EXPECT_HAS(failed.err, "sample ");
+  EXPECT_FALSE(fs::exists(out + "/jobs/XS_e1_p2_noflip.json"));
+  EXPECT_FALSE(fs::exists(out + "/predictions/XS_e1_p2_noflip.json"));
+
+  auto skipped = run(sweep_command(3, dir_ + "/corrupt.yaml",
+                                   "--output " + out + " --set dataset.skip_bad_samples=true"),
+                     dir_ + "/corrupt_skip");
+  ASSERT_EQ(skipped.code, 0) << skipped.err;
+  const auto p2 = read_json(out + "/jobs/XS_e1_p2_noflip.json");
+  const auto p1 = read_json(out + "/jobs/XS_e1_p1_noflip.json");
+  EXPECT_EQ(p2.at("metrics").at("num_samples"), 7);
+  EXPECT_EQ(p1.at("metrics").at("num_samples"), 4);  // S11 only: the S9 image does not count
+  EXPECT_EQ(read_json(out + "/predictions/XS_e1_p2_noflip.json").size(), 7u);
+  EXPECT_EQ(p2.at("skipped_samples"), 1);
+  EXPECT_EQ(p1.at("skipped_samples"), 0);
+}
+
+}  // namespace
+}  // namespace cnp::sweep_test
