@@ -242,7 +242,8 @@ bool is_optional_buffer(const std::string& name) {
 
 // Variant name when `arch` is a built-in one, else its description.
 std::string arch_name(const Architecture& arch, bool compare_upsample) {
-  auto matches = VariantRegistry::with_builtins().matching(arch, compare_upsample);
+  static const VariantRegistry builtins = VariantRegistry::with_builtins();
+  auto matches = builtins.matching(arch, compare_upsample);
   return matches.empty() ? arch.describe() : matches.front()->name;
 }
 
@@ -477,7 +478,7 @@ std::unique_ptr<PoseModel> PoseModel::random(const Architecture& arch, uint64_t 
   // Image-like calibration batch: 8x8 blocks of 0..255 values, normalised without /255
   // like the real preprocessing.
   const int64_t blocks = kInputSize / 8;
-  auto raw = uniform.tensor({2, 3, blocks, blocks}, 0.0, 255.0)
+  auto raw = uniform.tensor({1, 3, blocks, blocks}, 0.0, 255.0)
                  .repeat_interleave(8, 2)
                  .repeat_interleave(8, 3);
   auto mean = torch::tensor({0.485f, 0.456f, 0.406f}).view({1, 3, 1, 1});

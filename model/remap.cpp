@@ -53,11 +53,10 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-int64_t square_side(int64_t volume, const std::string& key, const TensorData& tensor) {
+int64_t square_side(int64_t volume) {
   const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(volume))));
   if (side < 1 || side * side != volume)
-    throw Error("checkpoint tensor '" + key + "' " + shape_string(tensor.shape) +
-                ": kernel volume " + std::to_string(volume) + " is not a square 2-D kernel");
+    throw Error("kernel volume " + std::to_string(volume) + " is not a square 2-D kernel");
   return side;
 }
 
@@ -67,7 +66,7 @@ int64_t square_side(int64_t volume, const std::string& key, const TensorData& te
 // conversion assumes: reshape to (.., ks, ks) and swap the two spatial axes). So
 //   standard:  weight[o][i][h][w] = kernel[w * ks + h][i][o]  -> (out, in, ks, ks)
 //   depthwise: weight[c][0][h][w] = kernel[w * ks + h][c]     -> (channels, 1, ks, ks)
-void minkowski_kernel_to_conv_weight(const std::string& key, TensorData& tensor) {
+void minkowski_kernel_to_conv_weight(TensorData& tensor) {
   const size_t elem = dtype_size(tensor.dtype);
   const auto& s = tensor.shape;
   int64_t volume = 0, cin = 0, cout = 0;
@@ -81,14 +80,12 @@ void minkowski_kernel_to_conv_weight(const std::string& key, TensorData& tensor)
     cin = cout = s[1];
     depthwise = true;
   } else {
-    throw Error("checkpoint tensor '" + key + "' " + shape_string(s) +
-                ": a MinkowskiEngine kernel must have 2 (depthwise) or 3 dimensions");
+    throw Error("a MinkowskiEngine kernel must have 2 (depthwise) or 3 dimensions");
   }
-  const int64_t ks = square_side(volume, key, tensor);
+  const int64_t ks = square_side(volume);
   const int64_t numel = volume * cin * (depthwise ? 1 : cout);
   if (static_cast<int64_t>(tensor.bytes.size()) != numel * static_cast<int64_t>(elem))
-    throw Error("checkpoint tensor '" + key + "': " + std::to_string(tensor.bytes.size()) +
-                " bytes do not match shape " + shape_string(s));
+    throw Error(std::to_string(tensor.bytes.size()) + " bytes do not match the shape");
   std::vector<uint8_t> out(tensor.bytes.size());
   const int64_t in_per_group = depthwise ? 1 : cin;
   for (int64_t o = 0; o < cout; ++o)
@@ -139,7 +136,7 @@ std::vector<RemapRule> make_rules() {
                    "X.kernel (volume, in, out) or (volume, C) -> X.weight (out, in, k, k)",
                    [](std::string& key, TensorData& tensor) {
                      if (!ends_with(key, ".kernel")) return false;
-                     minkowski_kernel_to_conv_weight(key, tensor);
+                     minkowski_kernel_to_conv_weight(tensor);
                      key = key.substr(0, key.size() - 7) + ".weight";
                      return true;
                    }});
@@ -224,8 +221,14 @@ NamedTensors remap_keys(NamedTensors tensors, const std::vector<RemapRule>& rule
   std::vector<int> hits(rules.size(), 0);
   for (auto& [key, tensor] : tensors) {
     const std::string original = key;
-    for (size_t r = 0; r < rules.size(); ++r)
-      if (rules[r].apply(key, tensor)) ++hits[r];
+    for (size_t r = 0; r < rules.size(); ++r) {
+      try {
+        if (rules[r].apply(key, tensor)) ++hits[r];
+      } catch (const Error& e) {
+        throw Error("checkpoint tensor '" + original + "' " + shape_string(tensor.shape) + ": " +
+                    rules[r].name + ": " + e.what());
+      }
+    }
     auto [it, inserted] = origin.emplace(key, original);
     if (!inserted)
       throw Error("checkpoint keys '" + it->second + "' and '" + original + "' both map to '" +
