@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <vector>
 
 #include "common/error.h"
@@ -16,12 +15,15 @@ namespace cnp {
 namespace fs = std::filesystem;
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(path + ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path + ": read failed");
-  return ss.str();
+  // Size the buffer once: streaming through a stringstream copies large files twice.
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw Error(path + ": cannot determine file size");
+  std::string data(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (size > 0 && !in.read(data.data(), size)) throw Error(path + ": read failed");
+  return data;
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
