@@ -19,6 +19,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 constexpr int kSampleEvery = 64;
+constexpr int kDetected = 10;  // sets key: protocol (gt boxes) or kDetected + protocol
 
 struct Fixture {
   fs::path dataset;
@@ -75,7 +76,7 @@ std::map<int, std::vector<data::Sample>> write_dataset(const fs::path& root) {
                             {"frame_idx", frame}});
           anns.push_back(
               {{"id", id}, {"image_id", id}, {"bbox", box}, {"keypoints_vis", json::array()}});
-          if (frame % kSampleEvery != 0 || bad_box) continue;
+          if (frame % kSampleEvery != 0) continue;
           data::Sample s;
           s.image_id = id;
           s.subject = subject;
@@ -93,6 +94,13 @@ std::map<int, std::vector<data::Sample>> write_dataset(const fs::path& root) {
           for (int r = 0; r < 3; ++r)
             s.joints_cam[17][r] = (s.joints_cam[11][r] + s.joints_cam[14][r]) / 2;
           s.root_cam = s.joints_cam[0];
+          // Detected boxes (RootNet) keep every subsampled frame, whatever its annotation box.
+          data::Sample d = s;
+          d.bbox = {box[0] - 7, box[1] + 3, 420.5, 420.5};
+          d.root_cam = {s.joints_cam[0][0] + 12, s.joints_cam[0][1] - 8, s.joints_cam[0][2] + 55};
+          samples[kDetected + 2].push_back(d);
+          if (subject == 11) samples[kDetected + 1].push_back(d);
+          if (bad_box) continue;
           samples[2].push_back(s);
           if (subject == 11) samples[1].push_back(s);
         }
@@ -108,14 +116,22 @@ std::map<int, std::vector<data::Sample>> write_dataset(const fs::path& root) {
   return samples;
 }
 
-void write_results(const fs::path& out, const std::map<int, std::vector<data::Sample>>& sets) {
+void write_rootnet(const fs::path& file, const std::vector<data::Sample>& samples) {
+  json list = json::array();
+  for (const auto& s : samples)
+    list.push_back({{"image_id", s.image_id}, {"bbox", s.bbox}, {"root_cam", s.root_cam}});
+  write_file_atomic(file.string(), list.dump());
+}
+
+void write_results(const fs::path& out, const std::map<int, std::vector<data::Sample>>& sets,
+                   bool detected) {
   std::mt19937 rng(9);
   std::normal_distribution<double> noise(0, 30);
   for (int protocol : {1, 2}) {
     MetricsAccumulator acc;
     std::vector<SampleResult> results;
     std::vector<const data::Sample*> kept;
-    for (const auto& s : sets.at(protocol)) {
+    for (const auto& s : sets.at(detected ? kDetected + protocol : protocol)) {
       Joints pred = s.joints_cam;
       for (auto& j : pred) {
         for (auto& v : j) v += noise(rng);
@@ -129,6 +145,10 @@ void write_results(const fs::path& out, const std::map<int, std::vector<data::Sa
     r.job.epoch = 70;
     r.job.protocol = protocol;
     r.job.checkpoint = "ck.pth";
+    if (detected) {
+      r.job.bbox = "detected";
+      r.job.bbox_root = "protocol" + std::to_string(protocol) + ".json";
+    }
     r.architecture.depth_dim = 64;
     r.metrics = acc.summary();
     r.sample_every = kSampleEvery;
@@ -146,22 +166,29 @@ class CheckSweep : public ::testing::Test {
     const auto sets = write_dataset(*base_ / "h36m");
     ASSERT_EQ(sets.at(2).size(),
               2u * 3 * 3 * 2 - 1);  // subjects x actions x frames x cams, one bad box
-    write_results(*base_ / "good", sets);
+    write_results(*base_ / "good", sets, false);
+    write_results(*base_ / "good_det", sets, true);
+    for (int protocol : {1, 2}) {
+      write_rootnet(
+          *base_ / "h36m" / "bbox_root" / ("protocol" + std::to_string(protocol) + ".json"),
+          sets.at(kDetected + protocol));
+    }
   }
   static void TearDownTestSuite() { delete base_; }
 
   // Copies the good results, lets `tamper` edit them, runs the checker.
   static int run(const std::string& name, const std::function<void(const fs::path&)>& tamper,
-                 std::string* log) {
+                 std::string* log, const std::string& source = "good",
+                 const std::string& extra = "") {
     const fs::path dir = *base_ / name;
     fs::remove_all(dir);
-    fs::copy(*base_ / "good", dir, fs::copy_options::recursive);
+    fs::copy(*base_ / source, dir, fs::copy_options::recursive);
     tamper(dir);
     const std::string log_file = (*base_ / (name + ".log")).string();
     const std::string cmd = std::string(CNP_PYTHON) + " " + CNP_SOURCE_DIR +
                             "/tests/eval/check_sweep_results.py" + " --dataset " +
-                            (*base_ / "h36m").string() + " --output " + dir.string() + " > " +
-                            log_file + " 2>&1";
+                            (*base_ / "h36m").string() + " --output " + dir.string() + extra +
+                            " > " + log_file + " 2>&1";
     const int status = std::system(cmd.c_str());
     *log = read_file(log_file);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -285,6 +312,42 @@ TEST_F(CheckSweep, RejectsUnalignedProtocol1AndWrongRoot) {
                 &log),
             1);
   EXPECT_NE(log.find("root_cam"), std::string::npos) << log;
+}
+
+TEST_F(CheckSweep, DetectedBoxesAgainstRootNetFiles) {
+  const std::string boxes =
+      " --bbox-root-p1 " + (*base_ / "h36m" / "bbox_root" / "protocol1.json").string() +
+      " --bbox-root-p2 " + (*base_ / "h36m" / "bbox_root" / "protocol2.json").string();
+  std::string log;
+  // With detected boxes the sample with the unusable annotation box stays in.
+  EXPECT_EQ(run(
+                "det_ok", [](const fs::path&) {}, &log, "good_det", boxes),
+            0)
+      << log;
+  EXPECT_NE(log.find("OK 2 jobs"), std::string::npos) << log;
+  EXPECT_EQ(run(
+                "det_nofiles", [](const fs::path&) {}, &log, "good_det"),
+            0)
+      << log;
+  EXPECT_EQ(run(
+                "det_root",
+                [](const fs::path& d) {
+                  edit_json(d / "predictions" / "M_e70_p1_noflip.json", [](json& j) {
+                    j[3]["root_cam"][2] = j[3]["root_cam"][2].get<double>() - 55;
+                  });
+                },
+                &log, "good_det", boxes),
+            1);
+  EXPECT_NE(log.find("root_cam"), std::string::npos) << log;
+  EXPECT_EQ(run(
+                "det_box",
+                [](const fs::path& d) {
+                  edit_json(d / "predictions" / "M_e70_p2_noflip.json",
+                            [](json& j) { j[0]["bbox"][2] = 400.0; });
+                },
+                &log, "good_det", boxes),
+            1);
+  EXPECT_NE(log.find("bbox"), std::string::npos) << log;
 }
 
 }  // namespace
