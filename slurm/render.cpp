@@ -153,6 +153,8 @@ Script render_script(const SubmitOptions& o, const std::vector<SweepTarget>& swe
 
   std::string configs;
   for (const auto& s : sweeps) configs += (configs.empty() ? "" : " ") + shell_quote(s.config);
+  std::string outputs;
+  for (const auto& s : sweeps) outputs += (outputs.empty() ? "" : " ") + shell_quote(s.output);
   std::string args;
   for (const auto& kv : o.overrides)
     args += (args.empty() ? "--set " : " --set ") + shell_quote(kv);
@@ -160,6 +162,7 @@ Script render_script(const SubmitOptions& o, const std::vector<SweepTarget>& swe
   script.text = fill_template(embedded_sbatch_template(), {{"VERSION", CNP_VERSION},
                                                            {"SBATCH_LINES", sbatch_lines},
                                                            {"CONFIGS", configs},
+                                                           {"OUTPUTS", outputs},
                                                            {"SWEEP_EXE", shell_quote(o.sweep_exe)},
                                                            {"SWEEP_ARGS", args},
                                                            {"LAUNCHER", o.launcher},

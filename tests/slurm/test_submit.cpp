@@ -71,6 +71,7 @@ TEST(SlurmRender, AllOptions) {
                            "#SBATCH --signal=B:USR1@300",
                            "#SBATCH --requeue",
                            "CONFIGS=('/data/a.yaml')",
+                           "OUTPUTS=('/res/ml')",
                            "SWEEP_EXE='/opt/cnp/bin/cnp_sweep'",
                            "LAUNCHER=auto",
                            "REQUEUE=1",
@@ -219,7 +220,8 @@ echo "$*" > )" +
               dir_ + R"(/sweep.args
 echo "$SLURM_CPUS_PER_TASK $OMP_NUM_THREADS" > )" +
               dir_ + R"(/sweep.env
-[ "${SWEEP_MODE:-}" = ok ] && exit 0
+[ "${SWEEP_MODE:-}" = ok ] && { mkdir -p "$SWEEP_OUT"; echo {} > "$SWEEP_OUT/run_summary.json"; exit 0; }
+[ "${SWEEP_MODE:-}" = silent ] && exit 0
 [ "${SWEEP_MODE:-}" = fail ] && exit 1
 trap 'echo preempted; exit 3' USR1 TERM
 touch )" + dir_ +
@@ -249,7 +251,8 @@ exit 9
   Output run_script(const std::string& script, const std::string& signal,
                     const std::string& mode = "") {
     std::string cmd = "export PATH=" + dir_ + "/bin:$PATH SWEEP_MODE=" + mode +
-                      " SLURM_JOB_ID=42 SLURM_ARRAY_TASK_ID=1 SLURM_NTASKS_PER_NODE=2"
+                      " SWEEP_OUT=" + dir_ +
+                      "/b SLURM_JOB_ID=42 SLURM_ARRAY_TASK_ID=1 SLURM_NTASKS_PER_NODE=2"
                       " SLURM_NTASKS=2 SLURM_CPUS_ON_NODE=4\n"
                       "unset SLURM_CPUS_PER_TASK\n"
                       "bash " +
@@ -299,6 +302,13 @@ TEST_F(SlurmScript, MpirunLauncherForwardsUsr1) {
 TEST_F(SlurmScript, ExitCodesPassThroughWithoutRequeue) {
   const std::string script = render(true);
   EXPECT_EQ(run_script(script, "", "ok").code, 0);
+  EXPECT_TRUE(fs::exists(dir_ + "/b/run_summary.json"));
+  // Exit 0 without a fresh run_summary.json: the ranks never ran (a failed srun launch).
+  const auto silent = run_script(script, "", "silent");
+  EXPECT_EQ(silent.code, 1);
+  EXPECT_NE(silent.out.find("exited 0 but the sweep wrote no " + dir_ + "/b/run_summary.json"),
+            std::string::npos)
+      << silent.out;
   const auto failed = run_script(script, "", "fail");
   EXPECT_EQ(failed.code, 1);
   EXPECT_NE(failed.out.find("sweep failed with exit code 1"), std::string::npos) << failed.out;
