@@ -454,8 +454,9 @@ std::unique_ptr<PoseModel> PoseModel::load(const Architecture& arch, const Check
 // BatchNorm affine parameters, running statistics calibrated on a fixed image-like batch
 // then perturbed (so they are far from the 0/1 defaults yet keep activations in range),
 // and a final layer scaled so that heatmap logits have a standard deviation of 4 (peaky
-// softmax). Only raw mt19937_64 bits feed the weights, so a seed gives the same weights
-// everywhere.
+// softmax). Weights come from raw mt19937_64 bits only; the calibrated statistics and
+// the final scale come from one forward pass, so a seed gives the same model on a given
+// LibTorch/BLAS build (last-bit differences are possible across builds).
 std::unique_ptr<PoseModel> PoseModel::random(const Architecture& arch, uint64_t seed,
                                              const ModelOptions& options) {
   auto impl = std::make_unique<Impl>(arch, options, "random model");

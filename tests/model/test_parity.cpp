@@ -70,6 +70,9 @@ class Parity : public ::testing::Test {
     inputs_ = read_floats(kWork + "/inputs.bin");
   }
 
+  // The checkpoints are ~110 MB; the small outputs stay for a look after a failure.
+  static void TearDownTestSuite() { shell("rm -rf '" + kWork + "/checkpoints'"); }
+
   static ModelOptions options() {
     ModelOptions o;
     for (const auto& pair : manifest_["flip_pairs"]) o.flip_pairs.emplace_back(pair[0], pair[1]);
