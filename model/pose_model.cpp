@@ -407,6 +407,7 @@ std::unique_ptr<PoseModel> PoseModel::load(const Architecture& arch, const Check
   }
 
   if (!missing.empty() || !mismatched.empty()) {
+    const std::string requested = options.variant.empty() ? arch_name(arch, true) : options.variant;
     std::string looks;
     try {
       auto inferred = infer_architecture(tensors, path).arch;
@@ -414,12 +415,12 @@ std::unique_ptr<PoseModel> PoseModel::load(const Architecture& arch, const Check
       compare.head_upsample = arch.head_upsample;
       if (compare != arch)
         looks = path + " looks like " + arch_name(inferred, false) + " (" +
-                differing_fields(inferred, arch) + ") but the model asked for is " +
-                arch_name(arch, true) + " (" + differing_fields(arch, inferred) + ")";
+                differing_fields(inferred, arch) + ") but the model asked for is " + requested +
+                " (" + differing_fields(arch, inferred) + ")";
     } catch (const Error& e) {
       looks = path + " does not look like a ConvNeXtPose checkpoint";
     }
-    if (looks.empty()) looks = path + ": cannot load into " + arch_name(arch, true);
+    if (looks.empty()) looks = path + ": cannot load into " + requested;
     auto list = [](const std::vector<std::string>& items) {
       std::string s;
       for (size_t i = 0; i < items.size() && i < 3; ++i) s += (i ? ", " : "") + items[i];

@@ -13,10 +13,14 @@
 namespace cnp::model {
 
 struct ModelOptions {
-  std::string device = "cpu";      // "cpu" | "cuda" | "cuda:N"
-  std::string precision = "fp32";  // "fp32" | "bf16" | "fp16"
-  int threads = 0;                 // intra-op threads; 0 leaves LibTorch's default
+  std::string device = "cpu";                   // "cpu" | "cuda" | "cuda:N"
+  std::string precision = "fp32";               // "fp32" | "bf16" | "fp16"
+  int threads = 0;                              // intra-op threads; 0 leaves LibTorch's default
   std::vector<std::pair<int, int>> flip_pairs;  // left/right joints swapped by the flip test
+  // Optional: the variant name that load() errors call the requested architecture
+  // ("... but the sweep asks for M-wide"); when empty, a matching built-in name or the
+  // architecture's description is used.
+  std::string variant;
 };
 
 class PoseModel {

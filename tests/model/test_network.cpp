@@ -305,6 +305,17 @@ TEST(Network, OtherArchitectureSaysWhatTheCheckpointLooksLike) {
   const std::string custom = load_error(variant("XS"), tiny_state, "tiny.pth");
   EXPECT_TRUE(contains(custom, "tiny.pth looks like depths 1,1,2,1 dims 8,16,24,32")) << custom;
   EXPECT_TRUE(contains(custom, "asked for is XS")) << custom;
+  ModelOptions named = options();
+  named.variant = "M-wide";
+  Checkpoint checkpoint;
+  checkpoint.path = "tiny.pth";
+  checkpoint.tensors = tiny_state;
+  try {
+    PoseModel::load(variant("XS"), checkpoint, named);
+    FAIL() << "tiny checkpoint loaded as XS";
+  } catch (const cnp::Error& e) {
+    EXPECT_TRUE(contains(e.what(), "asked for is M-wide (depths 2,2,6,2")) << e.what();
+  }
 }
 
 TEST(Network, OptionsAreValidated) {
