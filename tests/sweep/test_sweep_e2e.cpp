@@ -176,6 +176,29 @@ TEST_F(SweepE2E, NoFlipJobReusesThePlainHalfExactly) {
   }
 }
 
+// The HDF5 cache path (rank 0 builds it, every rank reads its shard) with the
+// in-memory crop store off gives the same numbers as decoding images; the reference
+// run's epoch-2 pass read its crops from the store filled by pass 1, so this also
+// checks the store.
+TEST_F(SweepE2E, CacheAndNoCropStoreGiveTheSameResults) {
+  ASSERT_EQ(sweep_into(1).code, 0);
+  const std::string o = dir_ + "/out_cache";
+  fs::remove_all(o);
+  fs::remove_all(dir_ + "/cache");
+  auto cached =
+      run("CNP_CROP_MEMORY_MB=0 " +
+              sweep_command(2, config_,
+                            "--output " + o +
+                                " --set sweep.epochs=[2] --set dataset.cache=" + dir_ + "/cache"),
+          dir_ + "/cache_run");
+  ASSERT_EQ(cached.code, 0) << cached.err;
+  EXPECT_FALSE(fs::is_empty(dir_ + "/cache"));
+  for (const char* stem : {"XS_e2_p1_flip", "XS_e2_p2_noflip", "XS_e2_p2_flip"}) {
+    expect_close(read_json(out(1) + "/jobs/" + stem + ".json").at("metrics"),
+                 read_json(o + "/jobs/" + stem + ".json").at("metrics"), 1e-3, stem);
+  }
+}
+
 TEST_F(SweepE2E, DryRunPrintsThePlanAndWritesNothing) {
   const std::string o = dir_ + "/out_dry";
   fs::remove_all(o);
