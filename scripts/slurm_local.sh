@@ -70,7 +70,7 @@ write_conf() {
   cat >"$CONF" <<EOF
 # Written by scripts/slurm_local.sh: a private single-node cluster for tests.
 ClusterName=cnp-local
-SlurmctldHost=$HOST
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=${CNP_SLURMCTLD_PORT:-6817}
@@ -100,7 +100,7 @@ MinJobAge=600
 KillWait=10
 InactiveLimit=0
 SlurmdTimeout=60
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 }
