@@ -497,6 +497,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, std::ve
     options.precision = plan.config.runtime.precision;
     options.threads = state.threads;
     options.flip_pairs = data::flip_pairs();
+    options.variant = pass.variant;
     net = model::PoseModel::load(plan.registry.get(pass.variant).arch, checkpoint, options);
   } catch (const std::exception& e) {
     local_error = e.what();
