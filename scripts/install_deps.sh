@@ -9,6 +9,9 @@ PACKAGES=(
   libopencv-dev nlohmann-json3-dev libcli11-dev libssl-dev libzip-dev
   python3-torch python3-torchvision python3-opencv python3-numpy python3-h5py
   munge slurmctld slurmd slurm-client
+  # Debian's libtorch calls the generic BLAS; OpenBLAS (via alternatives) makes the
+  # 1x1 convolutions that dominate ConvNeXtPose 3-5x faster on CPU.
+  libopenblas0-openmp
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
