@@ -9,19 +9,25 @@ MPIRUN ?= mpirun --oversubscribe
 export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
-.PHONY: deps build test demo format clean
+.PHONY: deps configure build build-apps test demo format clean
 
 deps:
 	bash scripts/install_deps.sh
 
-build: deps
+configure: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: configure
 	cmake --build $(BUILD) -j$(JOBS)
+
+# The demo needs only the two programs, not the test binaries.
+build-apps: configure
+	cmake --build $(BUILD) -j$(JOBS) --target cnp cnp_sweep
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 900 -j$(JOBS)
 
-demo: build
+demo: build-apps
 	BUILD=$(BUILD) MPIRUN="$(MPIRUN)" bash scripts/demo.sh
 
 format:

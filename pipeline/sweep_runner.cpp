@@ -445,12 +445,21 @@ struct RunState {
   std::unique_ptr<FloatGather> gather;
   // Progress (rank 0).
   Clock::time_point start;
-  int64_t samples_to_compute = 0;
-  int64_t samples_computed = 0;
+  Clock::time_point pass_start;
+  // ETA in units of work (GMACs): passes differ ~5x in cost per sample (XS vs L, flip).
+  double work_to_compute = 0;
+  double work_computed = 0;
+  double pass_cost_per_sample = 0;
   int jobs_finished = 0;
   int jobs_computed = 0;
   Clock::time_point last_progress;
 };
+
+// GMACs one sample of pass p costs: the variant's MACs, twice with the flip test.
+double pass_cost_per_sample(const Plan& plan, size_t p, bool flip) {
+  const auto& arch = plan.registry.get(plan.passes[p].variant).arch;
+  return model::mac_count(arch) * 1e-9 * (flip ? 2 : 1);
+}
 
 std::string sample_name(const data::Sample& sample) {
   return "sample " + std::to_string(sample.image_id) + " (" + sample.image_file + ")";
@@ -463,11 +472,14 @@ void log_progress(RunState& state, int64_t pass_done, int64_t pass_total, size_t
   if (!force && since < kProgressSeconds) return;
   state.last_progress = now;
   const double elapsed = std::chrono::duration<double>(now - state.start).count();
-  const int64_t done = state.samples_computed + pass_done;
-  const double rate = elapsed > 0 ? done / elapsed : 0.0;
-  const int64_t remaining = std::max<int64_t>(0, state.samples_to_compute - done);
-  const std::string eta = rate > 0 ? std::to_string(static_cast<int64_t>(remaining / rate)) + " s"
-                                   : std::string("unknown");
+  const double pass_elapsed = std::chrono::duration<double>(now - state.pass_start).count();
+  const double done = state.work_computed + pass_done * state.pass_cost_per_sample;
+  const double work_rate = elapsed > 0 ? done / elapsed : 0.0;
+  const double rate = pass_elapsed > 0 ? pass_done / pass_elapsed : 0.0;  // this pass
+  const double remaining = std::max(0.0, state.work_to_compute - done);
+  const std::string eta = work_rate > 0
+                              ? std::to_string(static_cast<int64_t>(remaining / work_rate)) + " s"
+                              : std::string("unknown");
   spdlog::info("progress: pass {}/{} samples {}/{}, jobs {}/{} done, {:.1f} samples/s, ETA {}",
                pass_index + 1, state.plan.passes.size(), pass_done, pass_total, state.jobs_finished,
                state.plan.jobs.size(), rate, eta);
@@ -847,8 +859,10 @@ int run_sweep(const SweepOptions& options) {
     for (char current : plan.job_current) jobs_skipped += current ? 1 : 0;
     state.jobs_finished = jobs_skipped;
     for (size_t p = 0; p < plan.passes.size(); ++p) {
-      if (pass_compute[p])
-        state.samples_to_compute += plan.sets[plan.pass_set[p]].set.samples.size();
+      if (pass_compute[p]) {
+        state.work_to_compute += plan.sets[plan.pass_set[p]].set.samples.size() *
+                                 pass_cost_per_sample(plan, p, pass_flip[p] != 0);
+      }
     }
     spdlog::info(
         "sweep {}: {} jobs in {} forward passes ({} to compute), {} rank(s), device {}, "
@@ -866,6 +880,8 @@ int run_sweep(const SweepOptions& options) {
       continue;
     }
     const auto pass_start = Clock::now();
+    state.pass_start = pass_start;
+    state.pass_cost_per_sample = pass_cost_per_sample(plan, p, pass_flip[p] != 0);
     std::vector<float> plain, flipped;
     std::vector<uint8_t> bad;
     if (mpi.rank == 0) {
@@ -883,7 +899,8 @@ int run_sweep(const SweepOptions& options) {
     ++passes_computed;
     if (mpi.rank == 0) {
       const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();
-      state.samples_computed += plan.sets[plan.pass_set[p]].set.samples.size();
+      state.work_computed +=
+          plan.sets[plan.pass_set[p]].set.samples.size() * state.pass_cost_per_sample;
       try {
         write_pass_results(state, p, plain, flipped, bad, seconds);
       } catch (const std::exception& e) {

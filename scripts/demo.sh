@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: synthetic Human3.6M + checkpoints (once), the MPI sweep of
-# configs/demo.yaml on 2 ranks, the second epoch of L by override (resuming the
+# configs/demo.yaml on 2 ranks, the second epoch of XS by override (resuming the
 # rest), then the comparison of everything in results/demo.
 # Env: BUILD (build directory, default build), MPIRUN (default "mpirun --oversubscribe").
 set -euo pipefail
@@ -21,8 +21,8 @@ fi
 echo "== $MPIRUN -np 2 cnp_sweep configs/demo.yaml (all variants, epoch 70)"
 $MPIRUN -np 2 "$SWEEP" configs/demo.yaml
 
-echo "== second epoch of L: --set sweep.variants=[L] --set sweep.epochs=[69,70] (epoch 70 resumes)"
-$MPIRUN -np 2 "$SWEEP" configs/demo.yaml --set 'sweep.variants=[L]' --set 'sweep.epochs=[69,70]'
+echo "== second epoch of XS: --set sweep.variants=[XS] --set sweep.epochs=[69,70] (epoch 70 resumes)"
+$MPIRUN -np 2 "$SWEEP" configs/demo.yaml --set 'sweep.variants=[XS]' --set 'sweep.epochs=[69,70]'
 
 echo "== cnp compare results/demo"
 "$CNP" compare results/demo --output results/demo >/dev/null
