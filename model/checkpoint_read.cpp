@@ -285,27 +285,9 @@ void extract(const Unpickled& u, StorageSource& source, size_t file_size, Checkp
   }
 }
 
+// ('storage', storage_type, key, location, numel)
 StorageRef zip_storage_from_pid(const Unpickled& u, const Value& pid) {
-  // ('storage', storage_type, key, location, numel)
-  if (pid.kind != Kind::Tuple || pid.items.empty()) throw Error("malformed persistent id");
-  const Value& tag = u.at(pid.items[0]);
-  if (tag.kind != Kind::String) throw Error("malformed persistent id");
-  if (tag.s != "storage") throw Error("unsupported persistent id '" + tag.s + "'");
-  if (pid.items.size() != 5) throw Error("malformed storage persistent id");
-  const Value& type = u.at(pid.items[1]);
-  const Value& key = u.at(pid.items[2]);
-  const Value& location = u.at(pid.items[3]);
-  const Value& numel = u.at(pid.items[4]);
-  if (type.kind != Kind::Global || type.global != pickle::Global::StorageType ||
-      key.kind != Kind::String || location.kind != Kind::String || numel.kind != Kind::Int ||
-      numel.i < 0)
-    throw Error("malformed storage persistent id");
-  StorageRef ref;
-  ref.key = key.s;
-  ref.dtype = type.dtype;
-  ref.numel = numel.i;
-  ref.location = location.s;
-  return ref;
+  return pickle::storage_ref_from_pid(u, pid, 5);
 }
 
 void read_zip(const std::string& path, size_t file_size, Checkpoint* ck) {

@@ -24,25 +24,8 @@ StorageRef no_persistent_ids(const Unpickled&, const Value&) {
 
 // ('storage', storage_type, root_key, location, numel, view_metadata)
 StorageRef storage_from_pid(const Unpickled& u, const Value& pid) {
-  if (pid.kind != Kind::Tuple || pid.items.empty()) throw Error("malformed persistent id");
-  const Value& tag = u.at(pid.items[0]);
-  if (tag.kind != Kind::String) throw Error("malformed persistent id");
-  if (tag.s != "storage") throw Error("unsupported persistent id '" + tag.s + "'");
-  if (pid.items.size() != 6) throw Error("malformed storage persistent id");
-  const Value& type = u.at(pid.items[1]);
-  const Value& key = u.at(pid.items[2]);
-  const Value& location = u.at(pid.items[3]);
-  const Value& numel = u.at(pid.items[4]);
+  StorageRef ref = pickle::storage_ref_from_pid(u, pid, 6);
   const Value& view = u.at(pid.items[5]);
-  if (type.kind != Kind::Global || type.global != pickle::Global::StorageType ||
-      key.kind != Kind::String || location.kind != Kind::String || numel.kind != Kind::Int ||
-      numel.i < 0)
-    throw Error("malformed storage persistent id");
-  StorageRef ref;
-  ref.key = key.s;
-  ref.dtype = type.dtype;
-  ref.numel = numel.i;
-  ref.location = location.s;
   if (view.kind == Kind::Tuple) {
     // (view_key, offset, view_size): the tensor's storage is a slice of the root.
     if (view.items.size() != 3 || u.at(view.items[1]).kind != Kind::Int ||

@@ -715,4 +715,25 @@ void Writer::binpersid() {
   out_->push_back('Q');
 }
 
+StorageRef storage_ref_from_pid(const Unpickled& u, const Value& pid, size_t items) {
+  if (pid.kind != Kind::Tuple || pid.items.empty()) throw Error("malformed persistent id");
+  const Value& tag = u.at(pid.items[0]);
+  if (tag.kind != Kind::String) throw Error("malformed persistent id");
+  if (tag.s != "storage") throw Error("unsupported persistent id '" + tag.s + "'");
+  if (pid.items.size() != items) throw Error("malformed storage persistent id");
+  const Value& type = u.at(pid.items[1]);
+  const Value& key = u.at(pid.items[2]);
+  const Value& location = u.at(pid.items[3]);
+  const Value& numel = u.at(pid.items[4]);
+  if (type.kind != Kind::Global || type.global != Global::StorageType || key.kind != Kind::String ||
+      location.kind != Kind::String || numel.kind != Kind::Int || numel.i < 0)
+    throw Error("malformed storage persistent id");
+  StorageRef ref;
+  ref.key = key.s;
+  ref.dtype = type.dtype;
+  ref.numel = numel.i;
+  ref.location = location.s;
+  return ref;
+}
+
 }  // namespace cnp::model::pickle

@@ -89,6 +89,12 @@ using PersistentLoad = std::function<StorageRef(const Unpickled&, const Value&)>
 Unpickled unpickle(const uint8_t* data, size_t size, size_t begin,
                    const PersistentLoad& persistent_load);
 
+// The part of a ('storage', storage_type, key, location, numel, ...) persistent id
+// that the zip (5 items) and legacy (6 items: + view_metadata) formats share:
+// checks the tag, that the tuple has `items` items and the first five fields,
+// and fills key, dtype, numel and location. Throws cnp::Error if malformed.
+StorageRef storage_ref_from_pid(const Unpickled& u, const Value& pid, size_t items);
+
 // Storage type name ("FloatStorage") for a dtype, and back (false if unknown).
 const char* storage_type_name(DType dtype);
 bool dtype_from_storage_type(const std::string& name, DType* dtype);
