@@ -4,31 +4,14 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace cnp::test {
-
-std::string work_dir(const std::string& name) {
-  std::filesystem::path dir = std::filesystem::path(CNP_TEST_WORK) / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
 
 void run_generator(const std::string& args) {
   std::string cmd =
       std::string(CNP_PYTHON) + " " + CNP_SOURCE_DIR + "/tests/checkpoint/make_fixtures.py " + args;
   int rc = std::system(cmd.c_str());
   ASSERT_EQ(rc, 0) << "fixture generator failed: " << cmd;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 nlohmann::json load_manifest(const std::string& dir) {

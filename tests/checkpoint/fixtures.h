@@ -5,17 +5,14 @@
 #include <string>
 
 #include "model/checkpoint.h"
+#include "tests/support/test_support.h"  // work_dir, slurp
 
 namespace cnp::test {
-
-// Fresh directory CNP_TEST_WORK/<name> (removed first).
-std::string work_dir(const std::string& name);
 
 // Runs make_fixtures.py with the arguments; fails the test (ASSERT) on error.
 void run_generator(const std::string& args);
 
 nlohmann::json load_manifest(const std::string& dir);
-std::string slurp(const std::string& path);
 
 // EXPECTs every tensor of `entry` (name, dtype, shape, bytes, float conversion)
 // to match `ck` bit for bit, in order, with nothing extra.

@@ -9,22 +9,18 @@
 
 #include "common/files.h"
 #include "data/synth.h"
+#include "tests/support/test_support.h"
 
 namespace cnp::data::testing {
 
-inline std::string work_dir(const std::string& name) {
-  const auto dir = std::filesystem::path(CNP_TEST_WORK) / name;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
+using test::work_dir;
 
 // Runs a shell command; returns its exit status and stdout+stderr in `output`.
 inline int run_command(const std::string& command, std::string* output = nullptr) {
   const std::string log = std::filesystem::temp_directory_path() /
                           ("cnp_data_test_" + std::to_string(::getpid()) + ".log");
   const int rc = std::system((command + " > " + log + " 2>&1").c_str());
-  if (output) *output = cnp::file_exists(log) ? cnp::read_file(log) : "";
+  if (output) *output = test::slurp(log);
   std::filesystem::remove(log);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }

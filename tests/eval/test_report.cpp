@@ -8,16 +8,14 @@
 
 #include "common/files.h"
 #include "pipeline/report.h"
+#include "tests/support/test_support.h"
 
 namespace cnp::pipeline {
 namespace {
 namespace fs = std::filesystem;
 
 fs::path work_dir(const std::string& name) {
-  const fs::path dir = fs::path(CNP_TEST_WORK) / ("eval_report_" + name);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test::work_dir("eval_report_" + name);
 }
 
 JobResult make_result(const std::string& variant, int epoch, int protocol, bool flip, double mpjpe,

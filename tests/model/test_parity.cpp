@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "model/pose_model.h"
 #include "model/remap.h"
+#include "tests/support/test_support.h"
 
 using namespace cnp::model;
 using nlohmann::json;
@@ -35,12 +36,7 @@ std::vector<float> read_floats(const std::string& path) {
   return out;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
+using cnp::test::slurp;
 
 // Runs a shell command; returns its exit status.
 int shell(const std::string& command) {

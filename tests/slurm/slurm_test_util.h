@@ -1,60 +1,32 @@
 #pragma once
 // Helpers shared by the slurm_* tests: shell commands with captured output, files, JSON.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
+
+#include "tests/support/test_support.h"
 
 namespace cnp::slurm_test {
 
 namespace fs = std::filesystem;
 
-struct Output {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-inline std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using Output = test::CommandResult;
+using test::slurp;
 
 inline void write(const std::string& path, const std::string& text, bool executable = false) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
-  if (executable)
-    fs::permissions(path, fs::perms::owner_all | fs::perms::group_read | fs::perms::others_read);
+  test::write_file(path, text, executable);
 }
 
 // `command` runs under bash; stdout and stderr go to files in `scratch`.
 inline Output sh(const std::string& command, const std::string& scratch) {
-  fs::create_directories(scratch);
-  const std::string script = scratch + "/cmd.sh", out = scratch + "/cmd.out",
-                    err = scratch + "/cmd.err";
-  write(script, command + "\n");
-  const std::string full = "bash " + script + " >" + out + " 2>" + err;
-  const int status = std::system(full.c_str());
-  Output result;
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = slurp(out);
-  result.err = slurp(err);
-  return result;
+  return test::run_bash(command, scratch);
 }
 
 inline std::string test_dir(const std::string& name) {
-  const std::string dir = std::string(CNP_TEST_WORK) + "/" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test::work_dir(name);
 }
 
 inline int count_lines(const std::string& text) {

@@ -3,48 +3,28 @@
 // synthetic Human3.6M made with `cnp synth` (trimmed to a few actions/cameras so
 // that every sweep takes seconds), sweep files, and JSON reading.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+
+#include "tests/support/test_support.h"
 
 namespace cnp::sweep_test {
 
 namespace fs = std::filesystem;
 
-struct CommandResult {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-inline std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using test::CommandResult;
+using test::slurp;
 
 inline void spit(const std::string& path, const std::string& text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
+  test::write_file(path, text);
 }
 
 // Runs through /bin/sh with stdout/stderr captured into files under `scratch`.
 inline CommandResult run(const std::string& command, const std::string& scratch) {
-  fs::create_directories(scratch);
-  const std::string out = scratch + "/cmd.out", err = scratch + "/cmd.err";
-  const std::string full = "(" + command + ") >" + out + " 2>" + err;
-  const int status = std::system(full.c_str());
-  CommandResult result;
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = slurp(out);
-  result.err = slurp(err);
-  return result;
+  return test::run_sh(command, scratch);
 }
 
 // `timeout` guards against a hang (a hang is a bug); it is left out where the test
@@ -119,10 +99,9 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(slurp(path));
 }
 
+// Not emptied: the dataset made in it is reused by later tests.
 inline std::string test_dir(const std::string& name) {
-  const std::string dir = std::string(CNP_TEST_WORK) + "/" + name;
-  fs::create_directories(dir);
-  return dir;
+  return test::work_dir(name, /*fresh=*/false);
 }
 
 }  // namespace cnp::sweep_test
