@@ -7,9 +7,12 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <malloc.h>
+
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <random>
 #include <sstream>
 
@@ -320,6 +323,21 @@ class Uniform {
 
 }  // namespace
 
+// LibTorch's CPU allocator frees every activation after use and allocates it again on
+// the next forward. glibc serves blocks above its mmap ceiling (at most 32 MB) with
+// fresh mmaps, so each forward page-faults its large activations anew (the flip test's
+// doubled batch crosses that size for every variant). Keeping large blocks on the heap
+// and not trimming it makes inference 3-5x faster on CPU (bench_sweep, XS: 15.8 -> 45.3
+// samples/s plain, 6.9 -> 32.4 with flip). Process-wide, done once when the first
+// model is built.
+static void keep_freed_memory_for_reuse() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  });
+}
+
 struct PoseModel::Impl {
   Architecture arch;
   ModelOptions options;
@@ -330,6 +348,7 @@ struct PoseModel::Impl {
 
   Impl(const Architecture& a, const ModelOptions& o, const std::string& where)
       : arch(a), options(o) {
+    keep_freed_memory_for_reuse();
     arch.validate(where);
     device = parse_device(options.device);
     dtype = parse_precision(options.precision, device);
