@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "model/architecture.h"
+#include "model/architecture_json.h"
 #include "model/checkpoint.h"
 #include "model/remap.h"
 
@@ -63,17 +64,13 @@ int run_inspect(const std::string& path, bool as_json) {
   try {
     const InferredArchitecture inferred = infer_architecture(remapped, path);
     const Architecture& a = inferred.arch;
-    out["architecture"] = {{"depths", a.depths},
-                           {"dims", a.dims},
-                           {"head_channels", a.head_channels},
-                           {"head_upsample", a.head_upsample},
-                           {"upsample_known", inferred.upsample_known},
-                           {"depth_dim", a.depth_dim},
-                           {"joints", a.joints},
-                           {"heatmap_size", a.heatmap_size(256)},
-                           {"parameters", parameter_count(a)},
-                           {"macs", mac_count(a, 256)},
-                           {"description", a.describe()}};
+    nlohmann::json arch = architecture_to_json<nlohmann::json>(a);
+    arch["upsample_known"] = inferred.upsample_known;
+    arch["heatmap_size"] = a.heatmap_size(256);
+    arch["parameters"] = parameter_count(a);
+    arch["macs"] = mac_count(a, 256);
+    arch["description"] = a.describe();
+    out["architecture"] = arch;
     for (const Variant* v : registry.matching(a, inferred.upsample_known))
       matches.push_back(v->name);
     out["architecture_error"] = nullptr;

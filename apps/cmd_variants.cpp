@@ -6,6 +6,7 @@
 
 #include "apps/commands.h"
 #include "model/architecture.h"
+#include "model/architecture_json.h"
 
 namespace {
 
@@ -31,15 +32,9 @@ std::string optional_mm(const std::optional<double>& value) {
 
 nlohmann::json variant_json(const Variant& v) {
   const auto& a = v.arch;
-  nlohmann::json j;
+  nlohmann::json j = cnp::model::architecture_to_json<nlohmann::json>(a);
   j["name"] = v.name;
   j["builtin"] = v.builtin;
-  j["depths"] = a.depths;
-  j["dims"] = a.dims;
-  j["head_channels"] = a.head_channels;
-  j["head_upsample"] = a.head_upsample;
-  j["depth_dim"] = a.depth_dim;
-  j["joints"] = a.joints;
   j["heatmap_size"] = a.heatmap_size(256);
   j["parameters"] = cnp::model::parameter_count(a);
   j["macs"] = cnp::model::mac_count(a, 256);

@@ -12,23 +12,13 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/version.h"
+#include "model/architecture_json.h"
 
 namespace cnp::pipeline {
 namespace {
 
 using ojson = nlohmann::ordered_json;
 namespace fs = std::filesystem;
-
-ojson architecture_to_json(const model::Architecture& a) {
-  ojson j;
-  j["depths"] = a.depths;
-  j["dims"] = a.dims;
-  j["head_channels"] = a.head_channels;
-  j["head_upsample"] = a.head_upsample;
-  j["depth_dim"] = a.depth_dim;
-  j["joints"] = a.joints;
-  return j;
-}
 
 ojson metric_pair(const std::map<std::string, double>& values) {
   ojson j = ojson::object();
@@ -291,7 +281,7 @@ std::string job_result_to_json(const JobResult& r) {
   if (!r.job.bbox_root.empty()) j["job"]["bbox_root"] = r.job.bbox_root;
   j["checkpoint"] = {{"path", r.job.checkpoint},
                      {"sha256", r.checkpoint_sha256},
-                     {"architecture", architecture_to_json(r.architecture)}};
+                     {"architecture", model::architecture_to_json(r.architecture)}};
   ojson m;
   for (const auto& mode : alignment_modes()) {
     const auto it = r.metrics.overall.find(mode.metric);
