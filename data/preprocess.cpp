@@ -58,6 +58,8 @@ void crop_image(const uint8_t* bgr, int width, int height, const std::array<doub
 void crop_image_file(const std::string& path, const std::array<double, 4>& bbox, uint8_t* crop) {
   if (!file_exists(path)) throw Error(path + ": image file missing");
   const std::string bytes = read_file(path);
+  // OpenCV answers an empty buffer with a raw assertion; name the problem instead.
+  if (bytes.empty()) throw Error(path + ": empty file (0 bytes), not an image");
   // libjpeg decodes a truncated JPEG with only a warning (grey bottom rows), so a
   // missing end-of-image marker is checked here: JPEG scan data never holds FF D9.
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
@@ -74,7 +76,8 @@ void crop_image_file(const std::string& path, const std::array<double, 4>& bbox,
     const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
     image = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
-    throw Error(path + ": corrupt image: " + e.msg);
+    // e.err is OpenCV's one-line reason; e.msg adds its source location and newlines.
+    throw Error(path + ": corrupt image: " + e.err);
   }
   if (image.empty() || image.type() != CV_8UC3) {
     throw Error(path + ": corrupt or unsupported image (cannot decode)");
