@@ -10,6 +10,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -17,7 +18,9 @@
 
 namespace cnp::data {
 namespace {
-constexpr const char* kFormat = "cnp-h36m-cache-v1";
+// v2: one row per sample, with the crop error of samples that did not decode (v1 dropped
+// them, so rows no longer lined up with the samples on a rerun).
+constexpr const char* kFormat = "cnp-h36m-cache-v2";
 
 // HDF5 prints its error stack by default; our errors are one line, so silence it.
 void quiet_hdf5() {
@@ -185,7 +188,10 @@ void build_into(const std::string& path, const std::string& tmp, const TestSetOp
   const size_t block = static_cast<size_t>(threads) * 8;
   std::vector<uint8_t> buffer(block * kCropBytes);
   std::vector<std::string> errors(block);
-  std::vector<const Sample*> kept;
+  // Every sample gets a row, in set order; one that failed to decode keeps a zero crop
+  // and its error, so readers match rows to samples by image id and skip it themselves.
+  std::vector<std::string> crop_errors;
+  crop_errors.reserve(set.samples.size());
   std::vector<std::pair<int64_t, std::string>> skipped;
   for (const auto& s : set.skipped) skipped.emplace_back(s.image_id, s.reason);
 
@@ -209,15 +215,15 @@ void build_into(const std::string& path, const std::string& tmp, const TestSetOp
     work();
     for (auto& t : pool) t.join();
 
-    // Append the good crops in order.
+    // Append the crops in order.
     for (size_t i = 0; i < count; ++i) {
       const Sample& s = set.samples[begin + i];
       if (!errors[i].empty()) {
         if (!options.skip_bad_samples) throw Error(errors[i]);
-        skipped.emplace_back(s.image_id, errors[i]);
-        continue;
+        std::fill_n(buffer.data() + i * kCropBytes, kCropBytes, uint8_t{0});
       }
-      const hsize_t row = kept.size();
+      crop_errors.push_back(errors[i]);
+      const hsize_t row = begin + i;
       hsize_t new_dims[4] = {row + 1, kInputSize, kInputSize, 3};
       check(H5Dset_extent(crops.get(), new_dims), tmp + ": cannot grow dataset 'crops'");
       Handle file_space(H5Dget_space(crops.get()), H5Sclose);
@@ -228,12 +234,11 @@ void build_into(const std::string& path, const std::string& tmp, const TestSetOp
       check(H5Dwrite(crops.get(), H5T_NATIVE_UINT8, mem_space.get(), file_space.get(), H5P_DEFAULT,
                      buffer.data() + i * kCropBytes),
             tmp + ": cannot write crop of image id " + std::to_string(s.image_id));
-      kept.push_back(&s);
     }
   }
 
-  // Metadata, one row per kept sample.
-  const size_t n = kept.size();
+  // Metadata, one row per sample.
+  const size_t n = set.samples.size();
   std::vector<int64_t> image_id(n);
   std::vector<int32_t> ints[5];  // subject, action_idx, subaction, camera, frame
   for (auto& v : ints) v.resize(n);
@@ -241,7 +246,7 @@ void build_into(const std::string& path, const std::string& tmp, const TestSetOp
   std::vector<double> bbox(n * 4), root(n * 3), f(n * 2), c(n * 2), joints(n * kNumJoints * 3);
   std::vector<const char*> files(n);
   for (size_t i = 0; i < n; ++i) {
-    const Sample& s = *kept[i];
+    const Sample& s = set.samples[i];
     image_id[i] = s.image_id;
     ints[0][i] = s.subject;
     ints[1][i] = s.action_idx;
@@ -273,6 +278,9 @@ void build_into(const std::string& path, const std::string& tmp, const TestSetOp
   {
     Handle type = vlen_string_type();
     write_dataset(fid, tmp, "image_file", type.get(), {hn}, files.data());
+    std::vector<const char*> error_texts(n);
+    for (size_t i = 0; i < n; ++i) error_texts[i] = crop_errors[i].c_str();
+    write_dataset(fid, tmp, "crop_error", type.get(), {hn}, error_texts.data());
     std::vector<int64_t> skipped_ids;
     std::vector<const char*> reasons;
     for (const auto& [id, reason] : skipped) {
@@ -321,6 +329,8 @@ struct CacheReader::Impl {
   Handle file, crops;
   std::string fingerprint;
   std::vector<Sample> samples;
+  std::vector<std::string> crop_errors;  // per row; "" when the crop is good
+  std::unordered_map<int64_t, int64_t> row_by_id;
 };
 
 CacheReader::CacheReader(const std::string& path) : impl_(new Impl) {
@@ -359,6 +369,12 @@ CacheReader::CacheReader(const std::string& path) : impl_(new Impl) {
                                        {static_cast<hsize_t>(kNumJoints), 3});
     Handle string_type = vlen_string_type();
     auto files = read_dataset<char*>(fid, path, "image_file", string_type.get(), count, {});
+    auto errors = read_dataset<char*>(fid, path, "crop_error", string_type.get(), count, {});
+    impl_->crop_errors.resize(count);
+    for (size_t i = 0; i < count; ++i) {
+      impl_->crop_errors[i] = errors[i] ? errors[i] : "";
+      H5free_memory(errors[i]);
+    }
 
     impl_->samples.resize(count);
     for (size_t i = 0; i < count; ++i) {
@@ -379,6 +395,8 @@ CacheReader::CacheReader(const std::string& path) : impl_(new Impl) {
       }
       s.image_file = files[i] ? files[i] : "";
       H5free_memory(files[i]);
+      if (!impl_->row_by_id.emplace(s.image_id, static_cast<int64_t>(i)).second)
+        throw Error(path + ": image id " + std::to_string(s.image_id) + " appears twice");
     }
 
     impl_->crops =
@@ -414,6 +432,11 @@ void CacheReader::read_crops(int64_t begin, int64_t count, uint8_t* out) const {
                 std::to_string(begin + count) + ") outside 0.." + std::to_string(n));
   }
   if (count == 0) return;
+  for (int64_t row = begin; row < begin + count; ++row) {
+    if (!impl_->crop_errors[row].empty())
+      throw Error(impl_->path + ": no crop for " + impl_->crop_errors[row] +
+                  " (recorded when the cache was built)");
+  }
   Handle file_space(H5Dget_space(impl_->crops.get()), H5Sclose);
   hsize_t start[4] = {static_cast<hsize_t>(begin), 0, 0, 0};
   hsize_t size[4] = {static_cast<hsize_t>(count), kInputSize, kInputSize, 3};
@@ -425,13 +448,35 @@ void CacheReader::read_crops(int64_t begin, int64_t count, uint8_t* out) const {
             std::to_string(begin + count) + ")");
 }
 
+int64_t CacheReader::row_of(int64_t image_id) const {
+  auto it = impl_->row_by_id.find(image_id);
+  return it == impl_->row_by_id.end() ? -1 : it->second;
+}
+
+void CacheReader::read_crop(int64_t image_id, uint8_t* out) const {
+  const int64_t row = row_of(image_id);
+  if (row < 0)
+    throw Error(impl_->path + ": image id " + std::to_string(image_id) + " is not in the cache");
+  read_crops(row, 1, out);
+}
+
+bool CacheReader::rows_match(const std::vector<Sample>& samples) const {
+  if (samples.size() != impl_->samples.size()) return false;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    if (samples[i].image_id != impl_->samples[i].image_id) return false;
+  }
+  return true;
+}
+
 std::string ensure_cache(const std::string& cache_dir, const TestSetOptions& options,
                          const TestSet& set, int threads) {
   const std::string path = cache_file_path(cache_dir, options);
   if (file_exists(path)) {
     try {
       CacheReader reader(path);
-      if (reader.fingerprint() == test_set_fingerprint(options, set)) return path;
+      if (reader.fingerprint() == test_set_fingerprint(options, set) &&
+          reader.rows_match(set.samples))
+        return path;
     } catch (const Error&) {
       // unreadable or foreign file: rebuild below
     }

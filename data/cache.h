@@ -27,9 +27,17 @@ class CacheReader {
   CacheReader& operator=(const CacheReader&) = delete;
 
   const std::string& fingerprint() const;
+  // One row per sample of the test set it was built from, in that order (including
+  // samples whose image failed to decode while skip_bad_samples was on).
   const std::vector<Sample>& samples() const;
-  // Copies crops [begin, begin + count) into out (count * kCropBytes).
+  // Copies crops [begin, begin + count) into out (count * kCropBytes). Throws
+  // cnp::Error naming the image id for a row whose image failed to decode at build time.
   void read_crops(int64_t begin, int64_t count, uint8_t* out) const;
+  // The row of an image id, or -1; read_crop copies that row's crop (same errors).
+  int64_t row_of(int64_t image_id) const;
+  void read_crop(int64_t image_id, uint8_t* out) const;
+  // True when the rows hold exactly these samples' image ids, in this order.
+  bool rows_match(const std::vector<Sample>& samples) const;
 
  private:
   struct Impl;

@@ -398,6 +398,12 @@ json parse_json_file(const std::string& path) {
     auto pos = what.find("] ");
     if (pos != std::string::npos) what = what.substr(pos + 2);
     throw Error(path + ": malformed JSON at byte " + std::to_string(e.byte) + ": " + what);
+  } catch (const json::exception& e) {
+    // e.g. a number too large for a double (1e999): out_of_range, not parse_error.
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    if (pos != std::string::npos) what = what.substr(pos + 2);
+    throw Error(path + ": malformed JSON: " + what);
   }
 }
 
@@ -451,6 +457,48 @@ std::unordered_map<int, Camera> read_cameras(const std::string& path) {
 
 std::string sample_name(const std::string& file, int64_t image_id, const std::string& image_file) {
   return file + ": image id " + std::to_string(image_id) + " (" + image_file + ")";
+}
+
+template <size_t N>
+bool all_finite(const std::array<double, N>& values) {
+  return std::all_of(values.begin(), values.end(), [](double v) { return std::isfinite(v); });
+}
+
+// "[1, 2, 3e+30]": short enough for a one-line message whatever the magnitude.
+template <size_t N>
+std::string numbers_text(const std::array<double, N>& values) {
+  std::string out = "[";
+  for (size_t k = 0; k < N; ++k) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof buffer, "%.6g", values[k]);
+    out += (k ? ", " : "") + std::string(buffer);
+  }
+  return out + "]";
+}
+
+// A detected box larger than this many image sides cannot hold a person in the image;
+// RootNet's boxes are about half the image side.
+constexpr double kMaxBoxPerImageSide = 4.0;
+
+// Why a detected box (x, y, w, h) is unusable for a width x height image, or "".
+std::string detected_box_problem(const std::array<double, 4>& b, int width, int height) {
+  if (!all_finite(b)) return "non-finite detected box " + numbers_text(b);
+  if (!(b[2] > 0 && b[3] > 0)) return "zero-area detected box " + numbers_text(b);
+  if (b[2] > kMaxBoxPerImageSide * width || b[3] > kMaxBoxPerImageSide * height ||
+      b[0] + b[2] <= 0 || b[1] + b[3] <= 0 || b[0] >= width || b[1] >= height)
+    return "detected box " + numbers_text(b) + " lies outside the " + std::to_string(width) + "x" +
+           std::to_string(height) + " image or is far larger than it";
+  return "";
+}
+
+// Why a camera cannot project (a focal length of 0 divides by zero), or "".
+std::string camera_problem(int index, const Camera& c) {
+  const std::string name = "camera " + std::to_string(index);
+  if (!all_finite(c.f) || !(c.f[0] > 0 && c.f[1] > 0))
+    return name + " has focal length " + numbers_text(c.f) + " (must be finite and positive)";
+  if (!all_finite(c.c)) return name + " has a non-finite principal point " + numbers_text(c.c);
+  if (!all_finite(c.R) || !all_finite(c.t)) return name + " has a non-finite R or t";
+  return "";
 }
 
 }  // namespace
@@ -625,6 +673,21 @@ TestSet load_test_set(const TestSetOptions& options) {
                         std::to_string(img.subaction) + " frame " + std::to_string(img.frame));
         continue;
       }
+      if (const std::string problem = camera_problem(img.camera, cam->second); !problem.empty()) {
+        bad(img.id, sample_name(camera_file, img.id, img.file_name) + ": " + problem);
+        continue;
+      }
+      if (!all_finite(joint->second)) {
+        bad(img.id, sample_name(joint_file, img.id, img.file_name) +
+                        ": non-finite ground-truth joint coordinates");
+        continue;
+      }
+      if (img.width <= 0 || img.height <= 0) {
+        bad(img.id, sample_name(data_file, img.id, img.file_name) + ": image size " +
+                        std::to_string(img.width) + "x" + std::to_string(img.height) +
+                        " is not positive");
+        continue;
+      }
       if (img.action_idx < 2 || img.action_idx > 16) {
         bad(img.id, sample_name(data_file, img.id, img.file_name) + ": action_idx " +
                         std::to_string(img.action_idx) + " outside 2..16");
@@ -655,12 +718,22 @@ TestSet load_test_set(const TestSetOptions& options) {
         }
         s.bbox = box->second.bbox;
         s.root_cam = box->second.root_cam;
-        if (!(s.bbox[2] > 0 && s.bbox[3] > 0)) {
-          bad(img.id, sample_name(options.bbox_root_file, img.id, img.file_name) +
-                          ": zero-area detected box");
+        const std::string problem = detected_box_problem(s.bbox, img.width, img.height);
+        if (!problem.empty()) {
+          bad(img.id, sample_name(options.bbox_root_file, img.id, img.file_name) + ": " + problem);
+          continue;
+        }
+        if (!all_finite(s.root_cam) || !(s.root_cam[2] > 0)) {
+          bad(img.id, sample_name(options.bbox_root_file, img.id, img.file_name) + ": root_cam " +
+                          numbers_text(s.root_cam) + " needs a finite, positive depth (mm)");
           continue;
         }
       } else {
+        if (!all_finite(ann.bbox)) {
+          bad(img.id, sample_name(data_file, img.id, img.file_name) + ": non-finite bbox " +
+                          numbers_text(ann.bbox));
+          continue;
+        }
         if (!process_gt_bbox(ann.bbox, img.width, img.height, s.bbox)) {
           bad(img.id, sample_name(data_file, img.id, img.file_name) +
                           ": zero-area or empty bbox [" + std::to_string(ann.bbox[0]) + ", " +
@@ -669,6 +742,12 @@ TestSet load_test_set(const TestSetOptions& options) {
           continue;
         }
         s.root_cam = s.joints_cam[kRootJoint];
+        if (!(s.root_cam[2] > 0)) {
+          bad(img.id, sample_name(joint_file, img.id, img.file_name) +
+                          ": ground-truth root depth " + numbers_text(s.root_cam) + " in camera " +
+                          std::to_string(img.camera) + " is not positive (mm)");
+          continue;
+        }
       }
       if (options.check_images) {
         const std::string file = image_path(options.root, s);

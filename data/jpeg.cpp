@@ -35,7 +35,7 @@ bool has_end_of_image(const unsigned char* b, size_t size) {
 
 BgrImage decode_jpeg_bgr(const std::string& bytes, const std::string& name) {
   const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (bytes.empty()) throw Error(name + ": empty image file (0 bytes)");
+  if (bytes.empty()) throw Error(name + ": empty file (0 bytes), not an image");
   if (bytes.size() < 4 || b[0] != 0xFF || b[1] != 0xD8)
     throw Error(name + ": not a JPEG image (no FF D8 start-of-image marker)");
   if (!has_end_of_image(b, bytes.size()))

@@ -28,6 +28,7 @@ using pickle::Unpickled;
 using pickle::Value;
 
 constexpr int64_t kMaxElements = int64_t(1) << 40;
+constexpr uint64_t kMaxPickleBytes = uint64_t(64) << 20;
 
 // The file (or its first `limit` bytes) in one read of its known size
 // (cnp::read_file grows a stream buffer: much slower on a 30 MB checkpoint).
@@ -56,11 +57,27 @@ std::string read_whole_file(const std::string& path, size_t limit = SIZE_MAX) {
 }
 
 // Where the bytes of each root storage come from.
+// A storage's declared size: numel elements of its dtype. Its data must hold exactly
+// this many bytes; anything else is refused before a byte is inflated or copied.
+size_t declared_bytes(const StorageRef& s) {
+  const size_t elem = dtype_size(s.dtype);
+  if (s.numel < 0 || s.numel > kMaxElements)
+    throw Error("storage '" + s.key + "' declares an impossible " + std::to_string(s.numel) +
+                " elements");
+  return static_cast<size_t>(s.numel) * elem;
+}
+
+std::string size_mismatch(const StorageRef& s, uint64_t actual) {
+  return "storage '" + s.key + "' holds " + std::to_string(actual) + " bytes but declares " +
+         std::to_string(s.numel) + " " + dtype_name(s.dtype) + " elements (" +
+         std::to_string(declared_bytes(s)) + " bytes)";
+}
+
 class StorageSource {
  public:
   virtual ~StorageSource() = default;
-  // All bytes of storage `key`.
-  virtual std::pair<const uint8_t*, size_t> get(const std::string& key) = 0;
+  // All bytes of storage `s.key`: exactly declared_bytes(s), else an Error.
+  virtual std::pair<const uint8_t*, size_t> get(const StorageRef& s) = 0;
   // The bytes as a vector the caller may keep (zip: no copy); empty if unsupported.
   virtual std::vector<uint8_t> take(const std::string&) { return {}; }
 };
@@ -69,25 +86,30 @@ class ZipStorages : public StorageSource {
  public:
   ZipStorages(const zip::Reader& reader, std::string prefix)
       : reader_(reader), prefix_(std::move(prefix)) {}
-  std::pair<const uint8_t*, size_t> get(const std::string& key) override {
-    auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, load(key)).first;
+  std::pair<const uint8_t*, size_t> get(const StorageRef& s) override {
+    auto it = cache_.find(s.key);
+    if (it == cache_.end()) it = cache_.emplace(s.key, load(s)).first;
+    if (it->second.size() != declared_bytes(s)) throw Error(size_mismatch(s, it->second.size()));
     return {it->second.data(), it->second.size()};
   }
   std::vector<uint8_t> take(const std::string& key) override {
     auto it = cache_.find(key);
-    if (it == cache_.end()) return load(key);
+    if (it == cache_.end()) return {};
     std::vector<uint8_t> out = std::move(it->second);
     cache_.erase(it);
     return out;
   }
 
  private:
-  std::vector<uint8_t> load(const std::string& key) {
-    std::string name = prefix_ + "data/" + key;
+  std::vector<uint8_t> load(const StorageRef& s) {
+    std::string name = prefix_ + "data/" + s.key;
     if (!reader_.has(name))
-      throw Error("storage '" + key + "' is missing (no zip entry " + name + ")");
-    std::vector<uint8_t> bytes(reader_.size(name));
+      throw Error("storage '" + s.key + "' is missing (no zip entry " + name + ")");
+    // The central directory's size, checked before allocating or inflating anything:
+    // a small entry that would inflate far past its declared elements is refused here.
+    const uint64_t stated = reader_.size(name);
+    if (stated != declared_bytes(s)) throw Error(size_mismatch(s, stated));
+    std::vector<uint8_t> bytes(stated);
     reader_.read_into(name, bytes.data(), bytes.size());
     return bytes;
   }
@@ -101,9 +123,10 @@ class LegacyStorages : public StorageSource {
   LegacyStorages(const std::string& data,
                  const std::unordered_map<std::string, legacy::Span>& spans)
       : data_(data), spans_(spans) {}
-  std::pair<const uint8_t*, size_t> get(const std::string& key) override {
-    auto it = spans_.find(key);
-    if (it == spans_.end()) throw Error("storage '" + key + "' has no data in the file");
+  std::pair<const uint8_t*, size_t> get(const StorageRef& s) override {
+    auto it = spans_.find(s.key);
+    if (it == spans_.end()) throw Error("storage '" + s.key + "' has no data in the file");
+    if (it->second.bytes != declared_bytes(s)) throw Error(size_mismatch(s, it->second.bytes));
     return {reinterpret_cast<const uint8_t*>(data_.data()) + it->second.offset, it->second.bytes};
   }
 
@@ -183,16 +206,13 @@ TensorData materialise(const std::string& name, const TensorRef& t, const Storag
   }
   const int64_t base = s.view_offset + t.offset;
 
-  std::pair<const uint8_t*, size_t> storage = source.get(s.key);
+  std::pair<const uint8_t*, size_t> storage = source.get(s);
   const uint8_t* data = storage.first;
   size_t size = storage.second;
-  if (static_cast<uint64_t>(s.numel) > size / elem)
-    throw Error("storage '" + s.key + "' has " + std::to_string(size) + " bytes, fewer than its " +
-                std::to_string(s.numel) + " elements");
   if (contiguous && base == 0 && nbytes == size && sole_user) {
     out.bytes = source.take(s.key);
     if (out.bytes.size() == nbytes) return out;
-    storage = source.get(s.key);
+    storage = source.get(s);
     data = storage.first;
     size = storage.second;
   }
@@ -310,9 +330,15 @@ void read_zip(const std::string& path, size_t file_size, Checkpoint* ck) {
   ck->format = "zip";
   ck->archive_name = prefix.substr(0, prefix.size() - 1);
   if (reader.has(prefix + "byteorder")) {
+    if (reader.size(prefix + "byteorder") > 16) throw Error("byteorder entry is too large");
     std::string order = reader.read(prefix + "byteorder");
     if (order != "little") throw Error("byteorder '" + order + "' is not supported");
   }
+  // The pickle holds structure only (tensor data lives in storages): a huge one is hostile.
+  if (reader.size(pkl) > kMaxPickleBytes)
+    throw Error(pkl + " would inflate to " + std::to_string(reader.size(pkl)) +
+                " bytes (more than a checkpoint pickle may hold, " +
+                std::to_string(kMaxPickleBytes) + ")");
   const std::string pickle_bytes = reader.read(pkl);
   Unpickled u;
   try {

@@ -304,7 +304,54 @@ def security(out):
     exp.add("valid_legacy.pth", "legacy", "", "network", 2, small.state_dict())
     # Sanity: Python's own pickle would run the payload; we only check the marker is absent.
     assert not os.path.exists(marker)
-    exp.write(malicious=cases, marker=marker)
+    exp.write(malicious=cases, marker=marker, inflating=inflating(out))
+
+
+def write_zeros(f, n):
+    block = bytes(1 << 20)
+    while n > 0:
+        f.write(block[:min(n, len(block))])
+        n -= len(block)
+
+
+def inflating(out):
+    """Valid torch files whose bytes disagree with what they declare (small on disk).
+
+    Returns [{"file", "expected"}]: each must be refused before its data is inflated."""
+    cases = []
+    sd = {"network": collections.OrderedDict(w=torch.zeros(4))}
+    src = os.path.join(out, "four_floats.pth")
+    torch.save(sd, src)
+
+    def repack(file, replace, size):
+        # Same entries, except `replace`, which becomes `size` zero bytes, deflated.
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(os.path.join(out, file), "w") as zout:
+            for info in zin.infolist():
+                if info.filename.endswith(replace):
+                    bomb = zipfile.ZipInfo(info.filename)
+                    bomb.compress_type = zipfile.ZIP_DEFLATED
+                    with zout.open(bomb, "w") as f:
+                        write_zeros(f, size)
+                else:
+                    zout.writestr(info, zin.read(info.filename))
+
+    # A 4-float storage whose zip entry inflates to 64 MiB (the 2 GiB case, scaled down).
+    repack("storage_bomb.pth", "/data/0", 64 << 20)
+    cases.append({"file": "storage_bomb.pth",
+                  "expected": "storage '0' holds 67108864 bytes but declares 4 float32 elements"})
+    # A pickle that inflates past any real checkpoint's.
+    repack("pickle_bomb.pth", "/data.pkl", 65 << 20)
+    cases.append({"file": "pickle_bomb.pth", "expected": "would inflate to 68157440 bytes"})
+    # Legacy: the int64 element count before the data says 2^20, the pickle says 4.
+    save_legacy(sd, os.path.join(out, "legacy_count.pth"))
+    with open(os.path.join(out, "legacy_count.pth"), "rb") as f:
+        data = f.read()
+    assert data[-24:-16] == (4).to_bytes(8, "little")
+    with open(os.path.join(out, "legacy_count.pth"), "wb") as f:
+        f.write(data[:-24] + (1 << 20).to_bytes(8, "little") + bytes(4 << 20))
+    cases.append({"file": "legacy_count.pth",
+                  "expected": "holds 4194304 bytes but declares 4 float32 elements"})
+    return cases
 
 
 def dump(ckpt, out):

@@ -126,6 +126,22 @@ TEST_F(CheckpointSecurity, BitFlipsFailCleanlyOrReadValidData) {
   }
 }
 
+// Storage bytes are bounded by the declared elements: a small zip entry that would
+// inflate far past them (or a legacy element count that disagrees) is refused
+// before any inflating, so reading stays within a few MB.
+TEST_F(CheckpointSecurity, StoragesLargerThanDeclaredAreRefusedBeforeInflating) {
+  ASSERT_EQ(manifest_["inflating"].size(), 3u);
+  for (const auto& c : manifest_["inflating"]) {
+    const std::string path = dir_ + "/" + c["file"].get<std::string>();
+    const std::string error = error_of(path);
+    EXPECT_NE(error.find(path + ": "), std::string::npos) << error;
+    EXPECT_NE(error.find(c["expected"].get<std::string>()), std::string::npos) << error;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  }
+  // The untouched original reads.
+  EXPECT_EQ(error_of(dir_ + "/four_floats.pth"), "");
+}
+
 // Crafted archives: a zip holding the given data.pkl and storages.
 std::string crafted(const std::string& name, const std::string& pkl,
                     const std::vector<std::pair<std::string, std::string>>& storages = {}) {
@@ -197,7 +213,9 @@ TEST_F(CheckpointSecurity, LyingLengthsAndShapesAreRejected) {
       {crafted("expand.pth", tensor_pickle(4, 0, {1 << 30, 1 << 10}, {0, 0}), {{"0", four_floats}}),
        "more data than the file can hold"},
       {crafted("numel_lie.pth", tensor_pickle(1 << 30, 0, {4}, {1}), {{"0", four_floats}}),
-       "fewer than"},
+       "holds 16 bytes but declares 1073741824 float32 elements"},
+      {crafted("numel_short.pth", tensor_pickle(2, 0, {2}, {1}), {{"0", four_floats}}),
+       "holds 16 bytes but declares 2 float32 elements"},
       {crafted("missing.pth", tensor_pickle(4, 0, {4}, {1})), "storage '0' is missing"},
       {crafted("module_pid.pth", tensor_pickle(4, 0, {4}, {1}, "module"), {{"0", four_floats}}),
        "unsupported persistent id 'module'"},

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -242,6 +243,83 @@ TEST_F(DataBadData, MissingKeys) {
 
   fs::remove(data_file(root));
   expect_error(options(root), {data_file(root)});
+}
+
+// Absurd numbers would give silent nonsense (a 1e30 box gave PA-MPJPE 5.8e27 mm): each is
+// an error naming the file and the sample, or, with skip_bad_samples, a counted skip.
+TEST_F(DataBadData, AbsurdBoxesDepthsAndFocalLengths) {
+  const std::string root = prepare("absurd");
+  const std::string box_file = root + "/bbox_root/protocol1.json";
+  const json boxes = load(box_file);
+  const std::string id3 = std::to_string(boxes[3]["image_id"].get<int64_t>());
+  struct Case {
+    std::function<void(json&)> edit;
+    std::vector<std::string> needles;
+  };
+  const Case box_cases[] = {
+      {[](json& b) {
+         b[3]["bbox"] = {1e30, 1e30, 1e30, 1e30};
+       },
+       {"detected box [1e+30"}},
+      {[](json& b) { b[3]["bbox"][0] = 5000.0; }, {"outside the 240x240 image"}},
+      {[](json& b) { b[3]["bbox"][2] = 1e6; }, {"far larger"}},
+      {[](json& b) { b[3]["root_cam"][2] = 0.0; }, {"root_cam", "positive depth"}},
+      {[](json& b) { b[3]["root_cam"][2] = -2500.0; }, {"root_cam", "positive depth"}},
+  };
+  for (const Case& c : box_cases) {
+    json edited = boxes;
+    c.edit(edited);
+    save(box_file, edited);
+    std::vector<std::string> needles = c.needles;
+    needles.insert(needles.end(), {box_file, "image id " + id3});
+    expect_error(options(root, true), needles);
+    expect_skipped(options(root, true), 1, kN - 1, std::stoll(id3));
+  }
+  // JSON has no infinity literal; 1e999 overflows a double and is named as such.
+  json marked = boxes;
+  marked[3]["bbox"][2] = 123456.5;
+  std::string text = marked.dump();
+  text.replace(text.find("123456.5"), 8, "1e999");
+  write_file_atomic(box_file, text);
+  expect_error(options(root, true), {box_file, "number overflow", "1e999"});
+  save(box_file, boxes);
+
+  // The same in the (streamed) annotations.
+  json data = load(data_file(root));
+  auto [index, id, name] = kept_image(data);
+  for (auto& ann : data["annotations"])
+    if (ann["image_id"].get<int64_t>() == id) ann["bbox"][2] = 123456.5;
+  text = data.dump();
+  text.replace(text.find("123456.5"), 8, "1e999");
+  write_file_atomic(data_file(root), text);
+  expect_error(options(root), {data_file(root), "number overflow", "1e999"});
+  save(data_file(root), data);
+  const std::string original_data = read_file(data_file(root));
+
+  // A focal length of 0 (or non-finite) in one camera: every sample it took is named.
+  const std::string cameras = root + "/annotations/Human36M_subject11_camera.json";
+  const json cam = load(cameras);
+  const int camera = data["images"][index]["cam_idx"].get<int>();
+  for (const json& focal : {json{0.0, 0.0}, json{1000.0, -1.0}}) {
+    json edited = cam;
+    edited[std::to_string(camera)]["f"] = focal;
+    save(cameras, edited);
+    expect_error(options(root),
+                 {cameras, "image id", "camera " + std::to_string(camera), "focal length"});
+    TestSetOptions skip = options(root);
+    skip.skip_bad_samples = true;
+    const TestSet set = load_test_set(skip);
+    EXPECT_EQ(set.skipped.size(), kN / 4);
+    EXPECT_EQ(set.samples.size(), kN - kN / 4);
+  }
+  // A camera behind which the subject stands: ground-truth root depth <= 0.
+  json behind = cam;
+  behind[std::to_string(camera)]["t"][2] = -1e7;
+  save(cameras, behind);
+  expect_error(options(root), {"Human36M_subject11_joint_3d.json", "image id",
+                               "ground-truth root depth", "not positive"});
+  save(cameras, cam);
+  EXPECT_EQ(load_test_set(options(root)).samples.size(), kN);
 }
 
 }  // namespace

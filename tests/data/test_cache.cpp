@@ -161,10 +161,69 @@ TEST_F(DataCache, CorruptJpegFailsOrSkips) {
 
   o.skip_bad_samples = true;
   build_cache(path, o, set, 2);
+  // Every sample keeps its row; the bad one is refused by id when read, naming it.
   CacheReader reader(path);
-  ASSERT_EQ(reader.samples().size(), set.samples.size() - 1);
-  for (const auto& s : reader.samples()) EXPECT_NE(s.image_id, victim.image_id);
-  EXPECT_EQ(reader.samples()[10].image_id, set.samples[11].image_id);
+  ASSERT_EQ(reader.samples().size(), set.samples.size());
+  EXPECT_TRUE(reader.rows_match(set.samples));
+  EXPECT_EQ(reader.row_of(victim.image_id), 10);
+  std::vector<uint8_t> crop(kCropBytes);
+  try {
+    reader.read_crop(victim.image_id, crop.data());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find("image id " + std::to_string(victim.image_id)), std::string::npos) << what;
+    EXPECT_NE(what.find("corrupt JPEG"), std::string::npos) << what;
+  }
+  EXPECT_THROW(reader.read_crops(8, 4, crop.data()), Error);
+  // Its neighbour's crop is its own, not shifted by one.
+  std::vector<uint8_t> direct(kCropBytes);
+  reader.read_crop(set.samples[11].image_id, crop.data());
+  crop_image_file(image_path(root, set.samples[11]), set.samples[11].bbox, direct.data());
+  EXPECT_EQ(crop, direct);
+}
+
+// Issue 11.13: with skip_bad_samples the cache dropped the bad crop, so every rerun
+// failed its sample-count check. Now the same cache serves every rerun, matched by id.
+TEST_F(DataCache, SkippedSampleCacheServesEveryRerun) {
+  const std::string root = testing::work_dir("data_cache_rerun_root");
+  fs::copy(root_ + "/annotations", root + "/annotations", fs::copy_options::recursive);
+  fs::copy(root_ + "/images", root + "/images", fs::copy_options::recursive);
+  TestSetOptions o = options(root);
+  o.skip_bad_samples = true;
+  const TestSet first = load_test_set(o);
+  const Sample victim = first.samples[3];
+  write_file_atomic(image_path(root, victim), "");  // a zero-byte JPEG
+
+  const std::string dir = testing::work_dir("data_cache_rerun");
+  const std::string path = ensure_cache(dir, o, first, 2);
+  const auto built = fs::last_write_time(path);
+  for (int rerun = 0; rerun < 2; ++rerun) {
+    const TestSet set = load_test_set(o);
+    EXPECT_EQ(ensure_cache(dir, o, set, 2), path);
+    EXPECT_EQ(fs::last_write_time(path), built) << "rebuilt on rerun " << rerun;
+    CacheReader reader(path);
+    ASSERT_EQ(reader.samples().size(), set.samples.size());  // the runner's check
+    for (size_t i = 0; i < set.samples.size(); ++i)
+      EXPECT_EQ(reader.row_of(set.samples[i].image_id), static_cast<int64_t>(i));
+    std::vector<uint8_t> crop(kCropBytes);
+    try {
+      reader.read_crop(victim.image_id, crop.data());
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {  // one line naming the image, not an OpenCV assertion
+      const std::string what = e.what();
+      EXPECT_NE(what.find(image_path(root, victim) + ": empty file (0 bytes)"), std::string::npos)
+          << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+    EXPECT_NO_THROW(reader.read_crop(set.samples[4].image_id, crop.data()));
+  }
+  // A cache whose rows are other samples (same count) is rebuilt, not trusted.
+  TestSet shuffled = load_test_set(o);
+  std::swap(shuffled.samples[0], shuffled.samples[1]);
+  ensure_cache(dir, o, shuffled, 2);
+  EXPECT_TRUE(CacheReader(path).rows_match(shuffled.samples));
 }
 
 TEST_F(DataCache, PackCommand) {

@@ -93,7 +93,7 @@ void expect_error(const std::string& bytes, const std::string& fragment) {
 TEST(DataJpeg, BadFilesGiveOneLineErrorsNamingTheFile) {
   const cv::Mat image = test_image(64, 48);
   const std::string good = encode_cv(image, {cv::IMWRITE_JPEG_QUALITY, 90});
-  expect_error("", "empty image file");
+  expect_error("", "empty file (0 bytes)");
   expect_error("GIF89a and some more bytes", "not a JPEG");
   expect_error(good.substr(0, good.size() / 2), "truncated");
   expect_error(good.substr(0, 3), "not a JPEG");

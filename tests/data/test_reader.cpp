@@ -155,7 +155,8 @@ TEST_F(DataReader, DetectedBoxesFromTheBoxFile) {
 }
 
 TEST_F(DataReader, RealRootNetFilesParse) {
-  const std::string dir = std::string(CNP_SHARED_DIR) + "/data/h36m_bbox_root/";
+  // The released RootNet files, kept in the repository as test data (MIT, see its README).
+  const std::string dir = std::string(CNP_SOURCE_DIR) + "/tests/data/h36m_bbox_root/";
   const auto p1 = read_bbox_root_file(dir + "protocol1_S11.json");
   const auto p2 = read_bbox_root_file(dir + "protocol2_S9_S11.json");
   EXPECT_EQ(p1.size(), 3683u);
