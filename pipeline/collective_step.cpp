@@ -1,7 +1,14 @@
 #include "pipeline/collective_step.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <new>
+
+#include "common/error.h"
 
 namespace cnp::pipeline {
 
@@ -18,6 +25,45 @@ Mpi init_mpi() {
     if (*slurm_local) mpi.local_rank = std::atoi(slurm_local);
   }
   return mpi;
+}
+
+void abort_every_rank(const std::string& message) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  int rank = 0;
+  if (initialized && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const std::string line = message + " (rank " + std::to_string(rank) + "); stopping every rank";
+  // The log file too: the console line of a non-zero rank may be lost with the job.
+  spdlog::error("{}", line);
+  spdlog::default_logger()->flush();
+  std::cerr << "cnp_sweep: error: " << line << std::endl;
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::_Exit(1);
+}
+
+namespace {
+extern "C" void on_mpi_error(MPI_Comm*, int* code, ...) {
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int length = 0;
+  MPI_Error_string(*code, text, &length);
+  abort_every_rank(std::string("MPI: ") + text);
+}
+}  // namespace
+
+void install_fatal_mpi_errors() {
+  MPI_Errhandler handler;
+  MPI_Comm_create_errhandler(on_mpi_error, &handler);
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, handler);
+  MPI_Errhandler_free(&handler);
+}
+
+void inject_test_failure(const Mpi& mpi, const char* stage) {
+  const char* rank = std::getenv("CNP_TEST_FAIL_RANK");
+  const char* wanted = std::getenv("CNP_TEST_FAIL_STAGE");
+  if (!rank || !wanted || std::atoi(rank) != mpi.rank || std::strcmp(wanted, stage) != 0) return;
+  if (std::strcmp(stage, "alloc") == 0) throw std::bad_alloc();
+  throw Error(std::string("injected test failure at ") + stage);
 }
 
 std::vector<std::string> gather_strings(const Mpi& mpi, const std::string& text) {

@@ -122,6 +122,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   };
   auto describe = [&](int64_t index) { return sample_name(samples[shard.begin + index]); };
 
+  inject_test_failure(mpi, "alloc");
   std::vector<float> local_plain(static_cast<size_t>(shard.size()) * kCoords, 0.0f);
   std::vector<float> local_flipped(need_flip ? local_plain.size() : 0, 0.0f);
   std::vector<uint8_t> local_bad(static_cast<size_t>(shard.size()), 0);
@@ -172,6 +173,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   if (preempted) return PassOutcome::Preempted;
   if (store.enabled && !from_store) store.filled = producer.finished();
 
+  inject_test_failure(mpi, "gather");
   // Gather in sample order: contiguous shards in rank order are exactly that.
   std::vector<int64_t> coord_counts(mpi.size), sample_counts(mpi.size);
   for (int r = 0; r < mpi.size; ++r) {

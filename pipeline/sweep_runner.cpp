@@ -97,9 +97,7 @@ bool open_caches(RunState& state, const std::vector<char>& pass_compute,
   });
 }
 
-}  // namespace
-
-int run_sweep(const SweepOptions& options) {
+int run_sweep_steps(const SweepOptions& options) {
   RunState state;
   state.start = Clock::now();
   state.last_progress = state.start;
@@ -192,15 +190,14 @@ int run_sweep(const SweepOptions& options) {
     return fail(mpi, errors);
   }
 
-  if (!collective_step(mpi, errors, [&] {
+  // NCCL setup is itself collective: one rank's failure there cannot be agreed on (the
+  // others wait inside it), so it escapes to abort_every_rank.
+  inject_test_failure(mpi, "gather_setup");
 #ifdef CNP_HAVE_NCCL
-        if (is_cuda_device(state.device)) {
-          state.gather = make_nccl_gather(mpi.comm, cuda_device_index(state.device));
-        }
-#endif
-      })) {
-    return fail(mpi, errors);
+  if (is_cuda_device(state.device)) {
+    state.gather = make_nccl_gather(mpi.comm, cuda_device_index(state.device));
   }
+#endif
   if (!state.gather) state.gather = make_mpi_gather(mpi.comm);
 
   SweepCounts counts;
@@ -282,6 +279,23 @@ int run_sweep(const SweepOptions& options) {
     return fail(mpi, errors);
   }
   return preempted ? kExitPreempted : kExitOk;
+}
+
+}  // namespace
+
+int run_sweep(const SweepOptions& options) {
+  install_fatal_mpi_errors();
+  // Anything that escapes the agreed steps (a failed gather or allocation, NCCL) may
+  // leave other ranks inside a collective: end them all rather than hang.
+  try {
+    return run_sweep_steps(options);
+  } catch (const std::bad_alloc&) {
+    abort_every_rank("out of memory");
+  } catch (const std::exception& e) {
+    abort_every_rank(e.what());
+  } catch (...) {
+    abort_every_rank("unknown exception");
+  }
 }
 
 }  // namespace cnp::pipeline
