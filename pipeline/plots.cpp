@@ -13,6 +13,7 @@
 #include <iomanip>
 #include <limits>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "common/error.h"
@@ -81,6 +82,7 @@ void text(cairo_t* cr, double x, double y, const std::string& s, double size, do
   cairo_move_to(cr, -align_x * ext.x_advance, ext.height / 2);
   cairo_show_text(cr, s.c_str());
   cairo_restore(cr);
+  cairo_new_path(cr);  // show_text leaves a current point; the next path must not join it
 }
 
 // Frame, y grid and y ticks of one panel; returns the value -> pixel mapping.
@@ -227,13 +229,17 @@ std::vector<Panel> epoch_panels(const ojson& c) {
       std::vector<Point> points;
     };
     std::map<std::string, Series> series;
+    std::set<std::string> sources;
+    for (const auto& j : c["jobs"]) sources.insert(j.value("source", ""));
+    const bool several_sources = sources.size() > 1;
     double lo = std::numeric_limits<double>::max(), hi = -lo;
     double e_lo = lo, e_hi = -lo;
     for (const auto& j : c["jobs"]) {
       if (j["protocol"].get<int>() != protocol) continue;
       const bool flip = j["flip"].get<bool>();
       const std::string bbox = j["bbox"].get<std::string>();
-      const std::string source = j.contains("source") ? j["source"].get<std::string>() : "";
+      const std::string source =
+          several_sources && j.contains("source") ? j["source"].get<std::string>() : "";
       std::string label = j["variant"].get<std::string>() + (flip ? " flip" : " no flip");
       if (bbox != "gt") label += " (" + bbox + " boxes)";
       if (!source.empty()) label += " " + fs::path(source).filename().string();
@@ -303,7 +309,8 @@ std::vector<Panel> epoch_panels(const ojson& c) {
                               cairo_line_to(cr, to_x(p.epoch), to_y(p.hi));
                               cairo_stroke(cr);
                             }
-                            cairo_arc(cr, to_x(p.epoch), to_y(p.value), 3.5, 0, 2 * M_PI);
+                            cairo_new_path(cr);
+               cairo_arc(cr, to_x(p.epoch), to_y(p.value), 3.5, 0, 2 * M_PI);
                             cairo_fill(cr);
                           }
                           legend_entry(cr, b.x + b.w + 14, ly, col, !s.flip, false, label);
