@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 
 #include "common/error.h"
 #include "data/h36m.h"
@@ -100,6 +101,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     store.bad.assign(static_cast<size_t>(shard.size()), 0);
   }
   const bool from_store = store.enabled && store.filled;
+  std::mutex cache_mutex;  // HDF5 (Debian's build) is not thread-safe; JPEG decoding is
   auto source = [&](int64_t index, uint8_t* crop) {
     uint8_t* stored = store.enabled ? store.crops.data() + index * data::kCropBytes : nullptr;
     if (from_store) {
@@ -110,6 +112,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     const data::Sample& sample = samples[shard.begin + index];
     try {
       if (set_state.cache) {
+        std::lock_guard<std::mutex> lock(cache_mutex);
         set_state.cache->read_crops(shard.begin + index, 1, crop);
       } else {
         data::crop_image_file(data::image_path(set.options.root, sample), sample.bbox, crop);
@@ -129,7 +132,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
 
   const int64_t rounds = batch_rounds(total, mpi.size, state.batch_size);
   BatchProducer producer(shard.size(), state.batch_size, plan.config.dataset.skip_bad_samples,
-                         source, describe);
+                         source, describe, state.threads);
   bool preempted = false;
   bool failed = false;
   int64_t pass_done = 0;
