@@ -21,10 +21,6 @@ using Clock = std::chrono::steady_clock;
 // Floats per sample and half (plain / flipped).
 constexpr int kCoords = data::kNumJoints * 3;
 
-// SIGTERM / SIGUSR1 set a flag; the executor stops at the next batch boundary.
-void install_stop_handlers();
-bool stop_requested();
-
 // Decoded crops kept per rank and sample set across passes when they fit the budget.
 struct CropStore {
   bool enabled = false;
@@ -58,6 +54,8 @@ struct RunState {
   double pass_cost_per_sample = 0;
   int jobs_finished = 0;
   int jobs_computed = 0;
+  // Rank 0: jobs that failed alone (a non-finite result); the sweep goes on, exits 1.
+  std::vector<std::string> job_failures;
   Clock::time_point last_progress;
 };
 

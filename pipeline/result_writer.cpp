@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,6 +19,43 @@
 namespace cnp::pipeline {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+bool finite(const Joints& joints) {
+  for (const auto& joint : joints) {
+    for (double value : joint) {
+      if (!std::isfinite(value)) return false;
+    }
+  }
+  return true;
+}
+
+// Empty when every number of the sample is finite; else why not, naming the sample.
+std::string non_finite_reason(const float* coords, const Joints& camera, const SampleResult& result,
+                              const data::Sample& sample) {
+  const std::string who =
+      "sample " + std::to_string(sample.image_id) + " (" + sample.image_file + ")";
+  for (int k = 0; k < kCoords; ++k) {
+    if (!std::isfinite(coords[k]))
+      return "the network output for " + who + " is not finite (NaN or infinite weights?)";
+  }
+  if (!finite(camera)) {
+    return "camera coordinates of " + who + " are not finite (focal length " +
+           std::to_string(sample.f[0]) + ", " + std::to_string(sample.f[1]) + ", root depth " +
+           std::to_string(sample.root_cam[2]) + ")";
+  }
+  bool errors_finite = true;
+  for (const auto& mode : result.joint_error) {
+    for (double value : mode) errors_finite = errors_finite && std::isfinite(value);
+  }
+  if (!errors_finite || !finite(result.pred_relative) || !finite(result.pred_aligned)) {
+    return "the errors of " + who + " are not finite";
+  }
+  return "";
+}
+
+}  // namespace
 
 void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& outputs,
                         double seconds) {
@@ -38,6 +76,7 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     std::vector<const data::Sample*> kept;
     int64_t skipped = 0;
     std::array<float, kCoords> coords{};
+    std::string non_finite;
     for (int64_t i : protocol_indices(set.set, job.protocol)) {
       if (bad[i]) {
         ++skipped;
@@ -53,8 +92,18 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
       const data::Sample& sample = set.set.samples[i];
       const Joints camera = heatmap_to_camera(coords.data(), heatmap, arch.depth_dim, sample);
       results.push_back(evaluate_sample(camera, sample));
+      non_finite = non_finite_reason(coords.data(), camera, results.back(), sample);
+      if (!non_finite.empty()) break;
       accumulator.add(results.back());
       kept.push_back(&sample);
+    }
+    if (!non_finite.empty()) {
+      // A null in a job file would break every later rerun and `cnp compare`: the
+      // job fails alone, nothing is written for it, the other jobs go on.
+      state.job_failures.push_back(pass.checkpoint + ": job " + job.stem() + ": " + non_finite +
+                                   "; nothing was written for this job");
+      spdlog::error("{}", state.job_failures.back());
+      continue;
     }
     // Samples dropped while loading cannot be told apart by subject (SkippedSample has
     // only the image id), so they count for jobs over the whole sample set.
@@ -106,11 +155,14 @@ void write_summary(const RunState& state, const SweepCounts& counts, bool preemp
   summary["batch_size"] = state.batch_size;
   summary["threads_per_rank"] = state.threads;
   summary["gather"] = state.gather ? state.gather->name() : "mpi";
+  summary["jobs_failed"] = state.job_failures;
   write_file_atomic((fs::path(state.plan.config.output) / "run_summary.json").string(),
                     summary.dump(2) + "\n");
 }
 
 void write_sweep_comparison(const Plan& plan) {
+  // No job finished (every one failed alone): nothing to compare.
+  if (!fs::exists(fs::path(plan.config.output) / "jobs")) return;
   std::set<std::string> stems;
   for (const auto& job : plan.jobs) stems.insert(job.stem());
   std::vector<JobResult> results;

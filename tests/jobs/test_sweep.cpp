@@ -227,6 +227,14 @@ TEST(Sweep, BadValues) {
   expect_error_at({{13, "  batch_size: big"}}, 13, "big",
                   "'runtime.batch_size' must be 'auto' or a positive integer");
   expect_error_at({{13, "  threads_per_rank: 0"}}, 13, "0", "'runtime.threads_per_rank'");
+  // Bounded: a million threads or a 5000-image batch is a typo, not a setting.
+  expect_error_at({{13, "  threads_per_rank: 1000000"}}, 13, "1000000",
+                  "'runtime.threads_per_rank' is 1000000; at most 256 is allowed");
+  expect_error_at({{13, "  batch_size: 5000"}}, 13, "5000",
+                  "'runtime.batch_size' is 5000; at most 4096 is allowed");
+  EXPECT_EQ(parse_sweep(edited({{13, "  batch_size: 4096\n  threads_per_rank: 256"}}), "t.yaml")
+                .runtime.batch_size,
+            4096);
   expect_error_at({{4, "  sample_every: 0"}}, 4, "0", "'dataset.sample_every' must be >= 1");
   expect_error_at({{9, "  epochs: \"70-60\""}}, 9, "\"", "sweep.epochs");
   expect_error_at({{9, "  epochs: abc"}}, 9, "abc", "bad epoch range 'abc'");
