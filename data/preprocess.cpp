@@ -1,11 +1,11 @@
 #include "data/preprocess.h"
 
 #include <algorithm>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/jpeg.h"
 
 namespace cnp::data {
 
@@ -57,33 +57,8 @@ void crop_image(const uint8_t* bgr, int width, int height, const std::array<doub
 
 void crop_image_file(const std::string& path, const std::array<double, 4>& bbox, uint8_t* crop) {
   if (!file_exists(path)) throw Error(path + ": image file missing");
-  const std::string bytes = read_file(path);
-  // OpenCV answers an empty buffer with a raw assertion; name the problem instead.
-  if (bytes.empty()) throw Error(path + ": empty file (0 bytes), not an image");
-  // libjpeg decodes a truncated JPEG with only a warning (grey bottom rows), so a
-  // missing end-of-image marker is checked here: JPEG scan data never holds FF D9.
-  const auto* b = reinterpret_cast<const unsigned char*>(bytes.data());
-  if (bytes.size() >= 2 && b[0] == 0xFF && b[1] == 0xD8) {
-    bool has_eoi = false;
-    const size_t from = bytes.size() > 4096 ? bytes.size() - 4096 : 2;
-    for (size_t i = bytes.size() - 1; i > from && !has_eoi; --i) {
-      has_eoi = b[i - 1] == 0xFF && b[i] == 0xD9;
-    }
-    if (!has_eoi) throw Error(path + ": corrupt JPEG (truncated: no end-of-image marker)");
-  }
-  cv::Mat image;
-  try {
-    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
-    image = cv::imdecode(raw, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
-  } catch (const cv::Exception& e) {
-    // e.err is OpenCV's one-line reason; e.msg adds its source location and newlines.
-    throw Error(path + ": corrupt image: " + e.err);
-  }
-  if (image.empty() || image.type() != CV_8UC3) {
-    throw Error(path + ": corrupt or unsupported image (cannot decode)");
-  }
-  if (!image.isContinuous()) image = image.clone();
-  crop_image(image.data, image.cols, image.rows, bbox, crop);
+  const BgrImage image = decode_jpeg_bgr(read_file(path), path);
+  crop_image(image.pixels.data(), image.width, image.height, bbox, crop);
 }
 
 void normalize_crop(const uint8_t* crop, float* out) {

@@ -12,7 +12,6 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
 #include <set>
@@ -21,6 +20,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "data/h36m.h"
+#include "data/jpeg.h"
 #include "data/preprocess.h"
 
 namespace cnp::data {
@@ -432,21 +432,18 @@ SynthSummary write_synthetic_h36m(const SynthOptions& options) {
     folders.insert(name.substr(0, name.find('/')));
   }
   for (const auto& folder : folders) std::filesystem::create_directories(out / "images" / folder);
-  const std::vector<int> jpeg_params = {cv::IMWRITE_JPEG_QUALITY, options.jpeg_quality};
   run_parallel(static_cast<int>(jobs.size()), options.threads, [&](int i) {
     const ImageJob& job = jobs[i];
     const Camera cam = make_camera(options.seed, job.subject, job.camera, size);
     cv::Mat image = backgrounds.at({job.subject, job.camera}).clone();
     render_person(image, cam,
                   make_pose(options.seed, job.subject, job.action, job.subaction, job.frame));
-    std::vector<uchar> bytes;
-    if (!cv::imencode(".jpg", image, bytes, jpeg_params))
-      throw Error("synth: JPEG encoding failed");
+    if (!image.isContinuous()) image = image.clone();
     write_file_atomic(
         (out / "images" /
          image_file_name(job.subject, job.action, job.subaction, job.camera, job.frame))
             .string(),
-        std::string(bytes.begin(), bytes.end()));
+        encode_jpeg_bgr(image.data, image.cols, image.rows, options.jpeg_quality));
   });
   return summary;
 }

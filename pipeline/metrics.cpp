@@ -11,8 +11,7 @@
 namespace cnp::pipeline {
 namespace {
 
-constexpr double kBbox3dDepthMm = 2000.0;          // bbox_3d_shape depth: z spans +-1000 mm
-constexpr int kEvalJoints = data::kNumJoints - 1;  // Thorax is not evaluated
+constexpr double kBbox3dDepthMm = 2000.0;  // bbox_3d_shape depth: z spans +-1000 mm
 
 Joints no_alignment(const Joints& pred, const Joints&) {
   return pred;
@@ -95,10 +94,35 @@ const char* headline_metric(int protocol) {
   throw Error("unknown protocol " + std::to_string(protocol) + " (expected 1 or 2)");
 }
 
+namespace {
+
+// N-MPJPE's scale (Rhodin et al. 2018): the least-squares s minimising |s*pred - gt| over
+// the evaluated joints; 1 when the prediction is all zeros (nothing to scale).
+double n_mpjpe_scale(const Joints& pred, const Joints& gt) {
+  double dot = 0, norm = 0;
+  for (int j = 0; j < kEvalJoints; ++j) {
+    for (int a = 0; a < 3; ++a) {
+      dot += pred[j][a] * gt[j][a];
+      norm += pred[j][a] * pred[j][a];
+    }
+  }
+  return norm > 0 ? dot / norm : 1.0;
+}
+
+double distance(const std::array<double, 3>& a, const std::array<double, 3>& b, double scale) {
+  const double dx = scale * a[0] - b[0], dy = scale * a[1] - b[1], dz = scale * a[2] - b[2];
+  return std::sqrt(dx * dx + dy * dy + dz * dz);
+}
+
+}  // namespace
+
 SampleResult evaluate_sample(const Joints& pred_cam, const data::Sample& sample) {
   SampleResult result;
   result.image_id = sample.image_id;
+  result.subject = sample.subject;
   result.action_idx = sample.action_idx;
+  result.subaction = sample.subaction;
+  result.camera = sample.camera;
   result.pred_relative = root_relative(pred_cam);
   const Joints gt = root_relative(sample.joints_cam);
   const auto& modes = alignment_modes();
@@ -107,13 +131,26 @@ SampleResult evaluate_sample(const Joints& pred_cam, const data::Sample& sample)
   for (size_t m = 0; m < modes.size(); ++m) {
     const Joints pred = modes[m].align(result.pred_relative, gt);
     if (modes[m].alignment == Alignment::Rigid) result.pred_aligned = pred;
-    for (int j = 0; j < kEvalJoints; ++j) {
-      const double dx = pred[j][0] - gt[j][0], dy = pred[j][1] - gt[j][1],
-                   dz = pred[j][2] - gt[j][2];
-      result.joint_error[m][j] = std::sqrt(dx * dx + dy * dy + dz * dz);
-    }
+    for (int j = 0; j < kEvalJoints; ++j) result.joint_error[m][j] = distance(pred[j], gt[j], 1.0);
+  }
+  const double scale = n_mpjpe_scale(result.pred_relative, gt);
+  for (int j = 0; j < kEvalJoints; ++j) {
+    result.n_joint_error[j] = distance(result.pred_relative[j], gt[j], scale);
   }
   return result;
+}
+
+SampleErrors sample_errors(const SampleResult& r) {
+  SampleErrors s;
+  s.image_id = r.image_id;
+  s.subject = r.subject;
+  s.action_idx = r.action_idx;
+  s.subaction = r.subaction;
+  s.camera = r.camera;
+  s.joint_error[kMpjpe] = r.joint_error[0];
+  s.joint_error[kPaMpjpe] = r.joint_error[1];
+  s.joint_error[kNMpjpe] = r.n_joint_error;
+  return s;
 }
 
 void MetricsAccumulator::add(const SampleResult& result) {
@@ -122,37 +159,7 @@ void MetricsAccumulator::add(const SampleResult& result) {
     throw Error("sample " + std::to_string(result.image_id) + ": action_idx " +
                 std::to_string(result.action_idx) + " is outside 2..16");
   }
-  Sums& sums = per_action_[result.action_idx];
-  for (size_t m = 0; m < total_.size(); ++m) {
-    double sample_sum = 0;
-    for (int j = 0; j < kEvalJoints; ++j) {
-      sample_sum += result.joint_error[m][j];
-      per_joint_[m][j] += result.joint_error[m][j];
-    }
-    total_[m] += sample_sum / kEvalJoints;
-    sums.total[m] += sample_sum / kEvalJoints;
-  }
-  ++sums.count;
-  ++count_;
-}
-
-MetricsAccumulator::Summary MetricsAccumulator::summary() const {
-  Summary s;
-  s.num_samples = count_;
-  if (count_ == 0) return s;  // nothing measured: no numbers rather than 0 mm
-  const auto& modes = alignment_modes();
-  for (size_t m = 0; m < modes.size(); ++m) {
-    s.overall[modes[m].metric] = total_[m] / static_cast<double>(count_);
-    for (int j = 0; j < kEvalJoints; ++j) {
-      s.per_joint[data::joint_names()[j]][modes[m].metric] =
-          per_joint_[m][j] / static_cast<double>(count_);
-    }
-    for (const auto& [action_idx, sums] : per_action_) {
-      s.per_action[data::action_names()[action_idx - 2]][modes[m].metric] =
-          sums.total[m] / static_cast<double>(sums.count);
-    }
-  }
-  return s;
+  samples_.push_back(sample_errors(result));
 }
 
 }  // namespace cnp::pipeline

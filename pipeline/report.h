@@ -2,6 +2,7 @@
 // Result files (INTERFACE.md "Outputs"): per-job JSON, predictions in the
 // reference's format, and the variant comparison (JSON + Markdown).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,23 @@ struct JobResult {
   std::string dataset_root;
   std::string precision = "fp32";
   std::string source;  // file it was loaded from (load_job_results); not written
+  // Per-sample errors from samples.h5 (load_job_results); empty when the sweep has
+  // none for this job. When present, `metrics` was recomputed from them.
+  std::vector<SampleErrors> samples;
 };
+
+// The job fields a result file name carries: <variant>_e<epoch>_p<protocol>_<flip|noflip>
+// with an optional _<bbox> (newer names). bbox is "" for the old form.
+struct JobStem {
+  std::string variant;
+  int epoch = 0;
+  int protocol = 0;
+  bool flip = false;
+  std::string bbox;
+};
+std::optional<JobStem> parse_job_stem(const std::string& stem);
+
+constexpr const char* kSamplesFile = "samples.h5";
 
 std::string job_result_to_json(const JobResult& result);
 // Throws cnp::Error naming `source` on malformed content.
@@ -37,8 +54,12 @@ JobResult job_result_from_json(const std::string& text, const std::string& sourc
 std::string predictions_to_json(const std::vector<SampleResult>& results,
                                 const std::vector<const data::Sample*>& samples, int protocol);
 
-// Reads every <dir>/jobs/*.json (throws naming a malformed file).
+// Reads every <dir>/jobs/*.json (throws naming a malformed file, a negative error, or
+// a file whose name disagrees with its job) and attaches <dir>/samples.h5.
 std::vector<JobResult> load_job_results(const std::string& output_dir);
+// Gives each result the samples of its dataset (by file stem) in `samples_path`, if
+// that file exists, and recomputes its metrics from them.
+void attach_samples(std::vector<JobResult>& results, const std::string& samples_path);
 
 // comparison.json / comparison.md from finished jobs: headline numbers side by side,
 // best job per protocol, published value and difference where the registry has one.

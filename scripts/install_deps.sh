@@ -6,7 +6,7 @@ PACKAGES=(
   cmake make g++ pkg-config clang-format
   libtorch-dev libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
   libyaml-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  libopencv-dev nlohmann-json3-dev libcli11-dev libssl-dev libzip-dev
+  libopencv-dev libturbojpeg0-dev nlohmann-json3-dev libcli11-dev libssl-dev libzip-dev libcairo2-dev
   python3-torch python3-torchvision python3-opencv python3-numpy python3-h5py
   munge slurmctld slurmd slurm-client
   # Debian's libtorch calls the generic BLAS; OpenBLAS (via alternatives) makes the

@@ -2,6 +2,8 @@
 // non-zero (no hang: mpirun runs under `timeout`), and no result is written.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "sweep_fixture.h"
 
 namespace cnp::sweep_test {
@@ -147,6 +149,31 @@ TEST_F(SweepErrors, CorruptImageFailsOrIsSkipped) {
   EXPECT_EQ(read_json(out + "/predictions/XS_e1_p2_noflip.json").size(), 7u);
   EXPECT_EQ(p2.at("skipped_samples"), 1);
   EXPECT_EQ(p1.at("skipped_samples"), 0);
+}
+
+// A failure on one rank outside the agreed error steps (the others already wait in
+// a collective) ends every rank quickly with that rank's message. The 60 s bound is
+// a hang check (the sweep itself takes a few seconds), not a timing test.
+TEST_F(SweepErrors, OneRankFailingEndsEveryRank) {
+  const auto config =
+      write_sweep(dir_ + "/fault.yaml", data_,
+                  "  variants: [XS]\n  epochs: [1]\n  protocols: [2]\n  flip: [false]\n");
+  for (const std::string stage : {"gather", "alloc", "gather_setup"}) {
+    const std::string out = dir_ + "/out_fault_" + stage;
+    fs::remove_all(out);
+    const auto begin = std::chrono::steady_clock::now();
+    const auto result = run("CNP_TEST_FAIL_RANK=1 CNP_TEST_FAIL_STAGE=" + stage + " " +
+                                sweep_command(2, config, "--output " + out),
+                            dir_ + "/fault_" + stage);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+    EXPECT_EQ(result.code, 1) << stage << ": " << result.err;
+    EXPECT_LT(seconds, 60.0) << stage << ": the other rank hung";
+    EXPECT_HAS(result.err, "(rank 1); stopping every rank");
+    EXPECT_HAS(result.err, stage == "alloc" ? std::string("out of memory")
+                                            : "injected test failure at " + stage);
+    EXPECT_FALSE(fs::exists(out + "/jobs")) << stage;
+  }
 }
 
 }  // namespace

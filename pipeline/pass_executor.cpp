@@ -1,0 +1,195 @@
+#include "pipeline/pass_executor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+
+#include "common/error.h"
+#include "data/h36m.h"
+#include "data/preprocess.h"
+#include "model/checkpoint.h"
+#include "model/pose_model.h"
+#include "pipeline/batch_producer.h"
+#include "pipeline/runtime.h"
+
+namespace cnp::pipeline {
+namespace {
+
+constexpr double kProgressSeconds = 5.0;
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int signal_number) {
+  g_stop_signal = signal_number;
+}
+
+std::string sample_name(const data::Sample& sample) {
+  return "sample " + std::to_string(sample.image_id) + " (" + sample.image_file + ")";
+}
+
+void log_progress(RunState& state, int64_t pass_done, int64_t pass_total, size_t pass_index,
+                  bool force) {
+  const auto now = Clock::now();
+  const double since = std::chrono::duration<double>(now - state.last_progress).count();
+  if (!force && since < kProgressSeconds) return;
+  state.last_progress = now;
+  const double elapsed = std::chrono::duration<double>(now - state.start).count();
+  const double pass_elapsed = std::chrono::duration<double>(now - state.pass_start).count();
+  const double done = state.work_computed + pass_done * state.pass_cost_per_sample;
+  const double work_rate = elapsed > 0 ? done / elapsed : 0.0;
+  const double rate = pass_elapsed > 0 ? pass_done / pass_elapsed : 0.0;  // this pass
+  const double remaining = std::max(0.0, state.work_to_compute - done);
+  const std::string eta = work_rate > 0
+                              ? std::to_string(static_cast<int64_t>(remaining / work_rate)) + " s"
+                              : std::string("unknown");
+  spdlog::info("progress: pass {}/{} samples {}/{}, jobs {}/{} done, {:.1f} samples/s, ETA {}",
+               pass_index + 1, state.plan.passes.size(), pass_done, pass_total, state.jobs_finished,
+               state.plan.jobs.size(), rate, eta);
+}
+
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_stop_signal);
+}
+
+bool stop_requested() {
+  return g_stop_signal != 0;
+}
+
+double pass_cost_per_sample(const Plan& plan, size_t p, bool flip) {
+  const auto& arch = plan.registry.get(plan.passes[p].variant).arch;
+  return model::mac_count(arch) * 1e-9 * (flip ? 2 : 1);
+}
+
+PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOutputs& outputs,
+                     std::vector<std::string>& errors) {
+  auto& plan = state.plan;
+  const auto& mpi = state.mpi;
+  const auto& pass = plan.passes[pass_index];
+  SampleSet& set = plan.sets[plan.pass_set[pass_index]];
+  const auto& samples = set.set.samples;
+  const int64_t total = static_cast<int64_t>(samples.size());
+  const ShardRange shard = shard_range(total, mpi.rank, mpi.size);
+
+  // Every rank loads the same checkpoint into the variant's architecture.
+  std::unique_ptr<model::PoseModel> net;
+  std::string local_error;
+  try {
+    const model::Checkpoint checkpoint = model::read_checkpoint(pass.checkpoint);
+    model::ModelOptions options;
+    options.device = state.device;
+    options.precision = plan.config.runtime.precision;
+    options.threads = state.threads;
+    options.flip_pairs = data::flip_pairs();
+    options.variant = pass.variant;
+    net = model::PoseModel::load(plan.registry.get(pass.variant).arch, checkpoint, options);
+  } catch (const std::exception& e) {
+    local_error = e.what();
+  }
+  if (!all_ok(mpi, local_error, &errors)) return PassOutcome::Failed;
+
+  SampleSetState& set_state = state.set_state[plan.pass_set[pass_index]];
+  CropStore& store = set_state.store;
+  if (!store.enabled && state.crop_budget_bytes > 0 &&
+      shard.size() * static_cast<int64_t>(data::kCropBytes) <= state.crop_budget_bytes) {
+    store.enabled = true;
+    store.crops.assign(static_cast<size_t>(shard.size()) * data::kCropBytes, 0);
+    store.bad.assign(static_cast<size_t>(shard.size()), 0);
+  }
+  const bool from_store = store.enabled && store.filled;
+  auto source = [&](int64_t index, uint8_t* crop) {
+    uint8_t* stored = store.enabled ? store.crops.data() + index * data::kCropBytes : nullptr;
+    if (from_store) {
+      if (store.bad[index]) throw Error("image could not be decoded earlier in this sweep");
+      std::memcpy(crop, stored, data::kCropBytes);
+      return;
+    }
+    const data::Sample& sample = samples[shard.begin + index];
+    try {
+      if (set_state.cache) {
+        set_state.cache->read_crops(shard.begin + index, 1, crop);
+      } else {
+        data::crop_image_file(data::image_path(set.options.root, sample), sample.bbox, crop);
+      }
+    } catch (...) {
+      if (stored) store.bad[index] = 1;
+      throw;
+    }
+    if (stored) std::memcpy(stored, crop, data::kCropBytes);
+  };
+  auto describe = [&](int64_t index) { return sample_name(samples[shard.begin + index]); };
+
+  inject_test_failure(mpi, "alloc");
+  std::vector<float> local_plain(static_cast<size_t>(shard.size()) * kCoords, 0.0f);
+  std::vector<float> local_flipped(need_flip ? local_plain.size() : 0, 0.0f);
+  std::vector<uint8_t> local_bad(static_cast<size_t>(shard.size()), 0);
+
+  const int64_t rounds = batch_rounds(total, mpi.size, state.batch_size);
+  BatchProducer producer(shard.size(), state.batch_size, plan.config.dataset.skip_bad_samples,
+                         source, describe);
+  bool preempted = false;
+  bool failed = false;
+  int64_t pass_done = 0;
+  for (int64_t round = 0; round < rounds; ++round) {
+    PreparedBatch batch;
+    int64_t produced = 0;
+    if (local_error.empty() && producer.next(batch)) {
+      if (!batch.error.empty()) {
+        local_error = batch.error;
+      } else {
+        try {
+          net->predict(batch.input.data(), batch.count, local_plain.data() + batch.first * kCoords,
+                       need_flip ? local_flipped.data() + batch.first * kCoords : nullptr);
+          std::copy(batch.bad.begin(), batch.bad.end(), local_bad.begin() + batch.first);
+          produced = batch.count;
+        } catch (const std::exception& e) {
+          local_error = std::string(pass.checkpoint) + ": inference failed: " + e.what();
+        }
+      }
+    }
+    // One cheap collective per batch: stop requests, failures, progress.
+    int64_t local[3] = {g_stop_signal ? 1 : 0, local_error.empty() ? 0 : 1, produced};
+    int64_t summed[3] = {0, 0, 0};
+    MPI_Allreduce(local, summed, 3, MPI_INT64_T, MPI_SUM, mpi.comm);
+    pass_done += summed[2];
+    if (mpi.rank == 0 && round + 1 < rounds)
+      log_progress(state, pass_done, total, pass_index, false);
+    if (summed[1] > 0) {
+      failed = true;
+      break;
+    }
+    if (summed[0] > 0 && round + 1 < rounds) {
+      preempted = true;
+      break;
+    }
+  }
+  if (failed) {
+    all_ok(mpi, local_error.empty() ? std::string() : local_error, &errors);
+    return PassOutcome::Failed;
+  }
+  if (preempted) return PassOutcome::Preempted;
+  if (store.enabled && !from_store) store.filled = producer.finished();
+
+  inject_test_failure(mpi, "gather");
+  // Gather in sample order: contiguous shards in rank order are exactly that.
+  std::vector<int64_t> coord_counts(mpi.size), sample_counts(mpi.size);
+  for (int r = 0; r < mpi.size; ++r) {
+    sample_counts[r] = shard_range(total, r, mpi.size).size();
+    coord_counts[r] = sample_counts[r] * kCoords;
+  }
+  if (mpi.rank == 0) {
+    outputs.plain.assign(static_cast<size_t>(total) * kCoords, 0.0f);
+    outputs.flipped.assign(need_flip ? outputs.plain.size() : 0, 0.0f);
+    outputs.bad.assign(static_cast<size_t>(total), 0);
+  }
+  state.gather->gather(local_plain.data(), coord_counts, outputs.plain.data());
+  if (need_flip) state.gather->gather(local_flipped.data(), coord_counts, outputs.flipped.data());
+  gather_bytes(mpi.comm, local_bad.data(), sample_counts, outputs.bad.data());
+  if (mpi.rank == 0) log_progress(state, total, total, pass_index, true);
+  return PassOutcome::Done;
+}
+
+}  // namespace cnp::pipeline

@@ -1,0 +1,81 @@
+#pragma once
+// The pass executor: runs one forward pass (one checkpoint over one sample set) on
+// every rank: loads the model, decodes/crops this rank's shard (from the images,
+// the HDF5 cache or the in-memory crop store), predicts, and gathers the raw
+// coordinates to rank 0 in sample order.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/cache.h"
+#include "pipeline/collective_step.h"
+#include "pipeline/gather.h"
+#include "pipeline/sweep_plan.h"
+
+namespace cnp::pipeline {
+
+using Clock = std::chrono::steady_clock;
+
+// Floats per sample and half (plain / flipped).
+constexpr int kCoords = data::kNumJoints * 3;
+
+// SIGTERM / SIGUSR1 set a flag; the executor stops at the next batch boundary.
+void install_stop_handlers();
+bool stop_requested();
+
+// Decoded crops kept per rank and sample set across passes when they fit the budget.
+struct CropStore {
+  bool enabled = false;
+  bool filled = false;  // every crop of this rank's shard is present
+  std::vector<uint8_t> crops;
+  std::vector<uint8_t> bad;
+};
+
+// Per sample set, what a rank holds while executing passes over it.
+struct SampleSetState {
+  std::string cache_path;
+  std::unique_ptr<data::CacheReader> cache;
+  CropStore store;
+};
+
+struct RunState {
+  Mpi mpi;
+  Plan plan;
+  std::vector<SampleSetState> set_state;  // parallel to plan.sets
+  std::string device;
+  int threads = 1;
+  int batch_size = 8;
+  int64_t crop_budget_bytes = 0;
+  std::unique_ptr<FloatGather> gather;
+  // Progress (rank 0).
+  Clock::time_point start;
+  Clock::time_point pass_start;
+  // ETA in units of work (GMACs): passes differ ~5x in cost per sample (XS vs L, flip).
+  double work_to_compute = 0;
+  double work_computed = 0;
+  double pass_cost_per_sample = 0;
+  int jobs_finished = 0;
+  int jobs_computed = 0;
+  Clock::time_point last_progress;
+};
+
+// What a pass leaves on rank 0 (empty elsewhere): per sample, kCoords floats of the
+// plain half and (when needed) the flipped half, and 1 where the image was bad.
+struct PassOutputs {
+  std::vector<float> plain;
+  std::vector<float> flipped;
+  std::vector<uint8_t> bad;
+};
+
+// GMACs one sample of pass p costs: the variant's MACs, twice with the flip test.
+double pass_cost_per_sample(const Plan& plan, size_t p, bool flip);
+
+enum class PassOutcome { Done, Preempted, Failed };
+
+// Collective. On Failed, rank 0's `errors` holds every rank's message.
+PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOutputs& outputs,
+                     std::vector<std::string>& errors);
+
+}  // namespace cnp::pipeline

@@ -1,0 +1,123 @@
+#include "pipeline/result_writer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "data/preprocess.h"
+#include "jobs/grid.h"
+#include "pipeline/metrics.h"
+#include "pipeline/report.h"
+
+namespace cnp::pipeline {
+
+namespace fs = std::filesystem;
+
+void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& outputs,
+                        double seconds) {
+  const auto& plain = outputs.plain;
+  const auto& flipped = outputs.flipped;
+  const auto& bad = outputs.bad;
+  auto& plan = state.plan;
+  const auto& pass = plan.passes[pass_index];
+  const SampleSet& set = plan.sets[plan.pass_set[pass_index]];
+  const auto& arch = plan.registry.get(pass.variant).arch;
+  const int heatmap = arch.heatmap_size(data::kInputSize);
+  const auto& info = plan.checkpoints.at(pass.checkpoint);
+  for (size_t j : pass.jobs) {
+    if (plan.job_current[j]) continue;
+    const jobs::Job& job = plan.jobs[j];
+    MetricsAccumulator accumulator;
+    std::vector<SampleResult> results;
+    std::vector<const data::Sample*> kept;
+    int64_t skipped = 0;
+    std::array<float, kCoords> coords{};
+    for (int64_t i : protocol_indices(set.set, job.protocol)) {
+      if (bad[i]) {
+        ++skipped;
+        continue;
+      }
+      const float* p = plain.data() + i * kCoords;
+      if (job.flip) {
+        const float* f = flipped.data() + i * kCoords;
+        for (int k = 0; k < kCoords; ++k) coords[k] = (p[k] + f[k]) / 2.0f;
+      } else {
+        std::copy(p, p + kCoords, coords.begin());
+      }
+      const data::Sample& sample = set.set.samples[i];
+      const Joints camera = heatmap_to_camera(coords.data(), heatmap, arch.depth_dim, sample);
+      results.push_back(evaluate_sample(camera, sample));
+      accumulator.add(results.back());
+      kept.push_back(&sample);
+    }
+    // Samples dropped while loading cannot be told apart by subject (SkippedSample has
+    // only the image id), so they count for jobs over the whole sample set.
+    if (job.protocol == set.key.protocol) skipped += static_cast<int64_t>(set.set.skipped.size());
+    if (kept.empty()) {
+      throw Error("job " + job.stem() + ": no usable samples (every image was skipped as bad)");
+    }
+    JobResult result;
+    result.job = job;
+    result.checkpoint_sha256 = info.sha256;
+    result.architecture = arch;
+    result.settings_key = plan.settings_keys[j];
+    result.metrics = accumulator.summary();
+    result.skipped_samples = skipped;
+    result.seconds = seconds;
+    result.images_per_second = seconds > 0 ? set.set.samples.size() / seconds : 0.0;
+    result.ranks = state.mpi.size;
+    result.sample_every = plan.config.dataset.sample_every;
+    result.dataset_root = plan.config.dataset.root;
+    result.precision = plan.config.runtime.precision;
+    // Predictions first: the job file marks the job finished for resume.
+    write_file_atomic(jobs::job_predictions_path(plan.config.output, job),
+                      predictions_to_json(results, kept, job.protocol));
+    write_file_atomic(jobs::job_result_path(plan.config.output, job), job_result_to_json(result));
+    plan.job_current[j] = 1;
+    ++state.jobs_computed;
+    ++state.jobs_finished;
+    spdlog::info("job {} finished: {} {:.2f} mm over {} samples", job.stem(),
+                 headline_metric(job.protocol),
+                 result.metrics.overall.count(headline_metric(job.protocol))
+                     ? result.metrics.overall.at(headline_metric(job.protocol))
+                     : 0.0,
+                 result.metrics.num_samples);
+  }
+}
+
+void write_summary(const RunState& state, const SweepCounts& counts, bool preempted) {
+  nlohmann::json summary;
+  summary["passes_total"] = state.plan.passes.size();
+  summary["passes_computed"] = counts.passes_computed;
+  summary["passes_skipped"] = counts.passes_skipped;
+  summary["jobs_total"] = state.plan.jobs.size();
+  summary["jobs_computed"] = state.jobs_computed;
+  summary["jobs_skipped"] = counts.jobs_skipped;
+  summary["ranks"] = state.mpi.size;
+  summary["seconds"] = std::chrono::duration<double>(Clock::now() - state.start).count();
+  summary["preempted"] = preempted;
+  summary["device"] = state.device;
+  summary["batch_size"] = state.batch_size;
+  summary["threads_per_rank"] = state.threads;
+  summary["gather"] = state.gather ? state.gather->name() : "mpi";
+  write_file_atomic((fs::path(state.plan.config.output) / "run_summary.json").string(),
+                    summary.dump(2) + "\n");
+}
+
+void write_sweep_comparison(const Plan& plan) {
+  std::set<std::string> stems;
+  for (const auto& job : plan.jobs) stems.insert(job.stem());
+  std::vector<JobResult> results;
+  for (auto& result : load_job_results(plan.config.output)) {
+    if (stems.count(result.job.stem())) results.push_back(std::move(result));
+  }
+  write_comparison(plan.config.output, results, plan.registry);
+}
+
+}  // namespace cnp::pipeline

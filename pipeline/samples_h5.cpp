@@ -1,0 +1,233 @@
+// samples.h5 through the HDF5 C API (the project's HDF5 dependency; h5py reads it).
+#include "pipeline/samples_h5.h"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstddef>
+#include <filesystem>
+#include <mutex>
+
+#include "common/error.h"
+
+namespace cnp::pipeline {
+namespace {
+namespace fs = std::filesystem;
+
+void quiet_hdf5() {
+  static std::once_flag once;
+  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+// Owns one HDF5 identifier.
+class Id {
+ public:
+  Id(hid_t id, herr_t (*close)(hid_t), const std::string& what) : id_(id), close_(close) {
+    if (id_ < 0) throw Error(what);
+  }
+  Id(const Id&) = delete;
+  Id& operator=(const Id&) = delete;
+  ~Id() {
+    if (id_ >= 0) close_(id_);
+  }
+  hid_t get() const { return id_; }
+
+ private:
+  hid_t id_;
+  herr_t (*close_)(hid_t);
+};
+
+void check(herr_t status, const std::string& what) {
+  if (status < 0) throw Error(what);
+}
+
+// One row as it sits in memory for H5Dread/H5Dwrite.
+struct Row {
+  int64_t image_id;
+  int32_t subject, action_idx, subaction, camera;
+  float mpjpe[kEvalJoints], pa_mpjpe[kEvalJoints], n_mpjpe[kEvalJoints];
+};
+
+hid_t row_type() {
+  const hsize_t joints = kEvalJoints;
+  const hid_t joint_array = H5Tarray_create2(H5T_NATIVE_FLOAT, 1, &joints);
+  const hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(Row));
+  H5Tinsert(t, "image_id", HOFFSET(Row, image_id), H5T_NATIVE_INT64);
+  H5Tinsert(t, "subject", HOFFSET(Row, subject), H5T_NATIVE_INT32);
+  H5Tinsert(t, "action_idx", HOFFSET(Row, action_idx), H5T_NATIVE_INT32);
+  H5Tinsert(t, "subaction", HOFFSET(Row, subaction), H5T_NATIVE_INT32);
+  H5Tinsert(t, "camera", HOFFSET(Row, camera), H5T_NATIVE_INT32);
+  H5Tinsert(t, "mpjpe", HOFFSET(Row, mpjpe), joint_array);
+  H5Tinsert(t, "pa_mpjpe", HOFFSET(Row, pa_mpjpe), joint_array);
+  H5Tinsert(t, "n_mpjpe", HOFFSET(Row, n_mpjpe), joint_array);
+  H5Tclose(joint_array);
+  return t;
+}
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value,
+                       const std::string& where) {
+  Id type(H5Tcopy(H5T_C_S1), H5Tclose, where + ": cannot create string type");
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  Id space(H5Screate(H5S_SCALAR), H5Sclose, where + ": cannot create dataspace");
+  Id attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+          where + ": cannot create attribute '" + name + "'");
+  const char* text = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &text), where + ": cannot write attribute " + name);
+}
+
+void write_int_attr(hid_t obj, const char* name, int64_t value, const std::string& where) {
+  Id space(H5Screate(H5S_SCALAR), H5Sclose, where + ": cannot create dataspace");
+  Id attr(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+          where + ": cannot create attribute '" + name + "'");
+  check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), where + ": cannot write attribute " + name);
+}
+
+std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
+  Id attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute '" + name + "'");
+  Id type(H5Tcopy(H5T_C_S1), H5Tclose, where + ": cannot create string type");
+  H5Tset_size(type.get(), H5T_VARIABLE);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  char* text = nullptr;
+  check(H5Aread(attr.get(), type.get(), &text),
+        where + ": attribute '" + name + "' is not a string");
+  std::string out = text ? text : "";
+  H5free_memory(text);
+  return out;
+}
+
+int64_t read_int_attr(hid_t obj, const char* name, const std::string& where) {
+  Id attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute '" + name + "'");
+  int64_t value = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value),
+        where + ": attribute '" + name + "' is not an integer");
+  return value;
+}
+
+void write_job(hid_t file, const std::string& stem, const JobSamples& job,
+               const std::string& path) {
+  const std::string where = path + ": dataset '" + stem + "'";
+  std::vector<Row> rows(job.samples.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const SampleErrors& s = job.samples[i];
+    Row& r = rows[i];
+    r.image_id = s.image_id;
+    r.subject = s.subject;
+    r.action_idx = s.action_idx;
+    r.subaction = s.subaction;
+    r.camera = s.camera;
+    for (int j = 0; j < kEvalJoints; ++j) {
+      r.mpjpe[j] = static_cast<float>(s.joint_error[kMpjpe][j]);
+      r.pa_mpjpe[j] = static_cast<float>(s.joint_error[kPaMpjpe][j]);
+      r.n_mpjpe[j] = static_cast<float>(s.joint_error[kNMpjpe][j]);
+    }
+  }
+  const hsize_t n = rows.size();
+  Id type(row_type(), H5Tclose, where + ": cannot create row type");
+  Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, where + ": cannot create dataspace");
+  Id set(H5Dcreate2(file, stem.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
+                    H5P_DEFAULT),
+         H5Dclose, where + ": cannot create");
+  if (n > 0) {
+    check(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
+          where + ": cannot write");
+  }
+  write_string_attr(set.get(), "variant", job.variant, where);
+  write_int_attr(set.get(), "epoch", job.epoch, where);
+  write_int_attr(set.get(), "protocol", job.protocol, where);
+  write_int_attr(set.get(), "flip", job.flip ? 1 : 0, where);
+  write_string_attr(set.get(), "bbox", job.bbox, where);
+  write_string_attr(set.get(), "headline", headline_metric(job.protocol), where);
+}
+
+JobSamples read_job(hid_t file, const std::string& stem, const std::string& path) {
+  const std::string where = path + ": dataset '" + stem + "'";
+  Id set(H5Dopen2(file, stem.c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open");
+  Id space(H5Dget_space(set.get()), H5Sclose, where + ": no dataspace");
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw Error(where + ": must be 1-D");
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+  Id type(row_type(), H5Tclose, where + ": cannot create row type");
+  std::vector<Row> rows(n);
+  if (n > 0) {
+    // Conversion by member name: a dataset without one of the members fails here.
+    check(H5Dread(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
+          where +
+              ": rows are not (image_id, subject, action_idx, subaction, camera, mpjpe[17], "
+              "pa_mpjpe[17], n_mpjpe[17])");
+  }
+  JobSamples job;
+  job.variant = read_string_attr(set.get(), "variant", where);
+  job.epoch = static_cast<int>(read_int_attr(set.get(), "epoch", where));
+  job.protocol = static_cast<int>(read_int_attr(set.get(), "protocol", where));
+  if (job.protocol != 1 && job.protocol != 2)
+    throw Error(where + ": attribute 'protocol' must be 1 or 2");
+  job.flip = read_int_attr(set.get(), "flip", where) != 0;
+  job.bbox = read_string_attr(set.get(), "bbox", where);
+  job.samples.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const Row& r = rows[i];
+    SampleErrors& s = job.samples[i];
+    s.image_id = r.image_id;
+    s.subject = r.subject;
+    s.action_idx = r.action_idx;
+    s.subaction = r.subaction;
+    s.camera = r.camera;
+    for (int j = 0; j < kEvalJoints; ++j) {
+      const float values[3] = {r.mpjpe[j], r.pa_mpjpe[j], r.n_mpjpe[j]};
+      for (int k = 0; k < 3; ++k) {
+        if (!std::isfinite(values[k]) || values[k] < 0) {
+          throw Error(where + ": image " + std::to_string(r.image_id) + " has error " +
+                      std::to_string(values[k]) + " mm (must be finite and >= 0)");
+        }
+        s.joint_error[k][j] = values[k];
+      }
+    }
+  }
+  return job;
+}
+
+herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
+  static_cast<std::vector<std::string>*>(data)->push_back(name);
+  return 0;
+}
+
+}  // namespace
+
+std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
+  quiet_hdf5();
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file (or unreadable)");
+  Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + ": cannot open");
+  std::vector<std::string> names;
+  check(H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, &collect_name, &names),
+        path + ": cannot list datasets");
+  std::map<std::string, JobSamples> out;
+  for (const auto& name : names) out[name] = read_job(file.get(), name, path);
+  return out;
+}
+
+void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs) {
+  quiet_hdf5();
+  std::map<std::string, JobSamples> all;
+  if (fs::exists(path)) all = read_samples_file(path);
+  for (const auto& [stem, job] : jobs) all[stem] = job;
+  const fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    {
+      Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+              tmp + ": cannot create HDF5 file");
+      for (const auto& [stem, job] : all) write_job(file.get(), stem, job, path);
+      check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
+    }
+    fs::rename(tmp, path);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace cnp::pipeline
