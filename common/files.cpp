@@ -1,9 +1,15 @@
 #include "common/files.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -14,16 +20,72 @@
 namespace cnp {
 namespace fs = std::filesystem;
 
+namespace {
+
+// Reads and writes go through POSIX calls rather than iostreams: iostreams lose errno,
+// so "disk full" or "is a directory" turned into "write failed" (or worse, a
+// basic_string length error when a directory reported a huge size).
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  // close() reports deferred write errors (NFS, quota): check it for written files.
+  int close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "host";
+  std::string host(name);
+  for (char& ch : host) {
+    if (ch == '/') ch = '_';
+  }
+  return host;
+}
+
+}  // namespace
+
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) throw Error(path + ": cannot open for reading");
-  // Size the buffer once: streaming through a stringstream copies large files twice.
-  const std::streamoff size = in.tellg();
-  if (size < 0) throw Error(path + ": cannot determine file size");
-  std::string data(static_cast<size_t>(size), '\0');
-  in.seekg(0);
-  if (size > 0 && !in.read(data.data(), size)) throw Error(path + ": read failed");
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw Error(path + ": cannot open for reading: " + errno_text());
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw Error(path + ": cannot stat: " + errno_text());
+  if (S_ISDIR(st.st_mode)) throw Error(path + ": is a directory, not a file");
+  std::string data;
+  // Size the buffer once when the size is known: growing it copies large files twice.
+  if (S_ISREG(st.st_mode) && st.st_size > 0) data.reserve(static_cast<size_t>(st.st_size));
+  char block[1 << 16];
+  for (;;) {
+    const ssize_t got = ::read(fd.get(), block, sizeof block);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw Error(path + ": read failed: " + errno_text());
+    }
+    if (got == 0) break;
+    data.append(block, static_cast<size_t>(got));
+  }
   return data;
+}
+
+std::string temporary_name(const std::string& path) {
+  static const std::string host = host_name();
+  return path + ".tmp." + host + "." + std::to_string(::getpid());
 }
 
 void write_file_atomic(const std::string& path, const std::string& content) {
@@ -31,25 +93,71 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   if (target.has_parent_path()) {
     std::error_code ec;
     fs::create_directories(target.parent_path(), ec);
-    if (ec) throw Error(target.parent_path().string() + ": cannot create directory: " + ec.message());
-  }
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(tmp + ": cannot open for writing");
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    out.flush();
-    if (!out) {
-      std::remove(tmp.c_str());
-      throw Error(tmp + ": write failed");
-    }
+    if (ec)
+      throw Error(target.parent_path().string() + ": cannot create directory: " + ec.message());
   }
   std::error_code ec;
+  if (fs::is_directory(target, ec))
+    throw Error(path + ": is a directory, cannot write a file there");
+  const std::string tmp = temporary_name(path);
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (fd.get() < 0) throw Error(path + ": cannot create " + tmp + ": " + errno_text());
+  auto fail = [&](const std::string& what) {
+    const std::string reason = errno_text();
+    ::unlink(tmp.c_str());
+    throw Error(path + ": " + what + ": " + reason);
+  };
+  size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd.get(), content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write failed");
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fd.close() != 0) fail("write failed");
   fs::rename(tmp, target, ec);
   if (ec) {
-    std::remove(tmp.c_str());
+    ::unlink(tmp.c_str());
     throw Error(path + ": cannot rename temporary file into place: " + ec.message());
   }
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir, long max_age_seconds) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return removed;
+  const std::string here = host_name();
+  const auto now = fs::file_time_type::clock::now();
+  auto options = fs::directory_options::skip_permission_denied;
+  for (fs::recursive_directory_iterator it(dir, options, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const std::string name = it->path().filename().string();
+    // <file>.tmp.<host>.<pid> or <file>.tmp.<pid>: the pid is the last dot-separated part.
+    const size_t tmp = name.rfind(".tmp.");
+    if (tmp == std::string::npos || tmp == 0) continue;
+    const std::string rest = name.substr(tmp + 5);
+    const size_t dot = rest.rfind('.');
+    const std::string pid_text = dot == std::string::npos ? rest : rest.substr(dot + 1);
+    const std::string host = dot == std::string::npos ? "" : rest.substr(0, dot);
+    if (pid_text.empty() || pid_text.size() > 9 ||
+        pid_text.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    const long pid = std::stol(pid_text);
+    bool stale;
+    if (host == here) {
+      stale = pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    } else {
+      std::error_code time_ec;
+      const auto written = fs::last_write_time(it->path(), time_ec);
+      stale = !time_ec && now - written > std::chrono::seconds(max_age_seconds);
+    }
+    if (stale && fs::remove(it->path(), ec)) removed.push_back(it->path().string());
+    ec.clear();
+  }
+  return removed;
 }
 
 namespace {
@@ -96,12 +204,21 @@ std::string sha256_file(const std::string& path) {
 }
 
 std::string sha256_hex(const std::string& bytes) {
-  return sha256_of("sha256", [&](EVP_MD_CTX* ctx) { EVP_DigestUpdate(ctx, bytes.data(), bytes.size()); });
+  return sha256_of("sha256",
+                   [&](EVP_MD_CTX* ctx) { EVP_DigestUpdate(ctx, bytes.data(), bytes.size()); });
 }
 
 bool file_exists(const std::string& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec);
+}
+
+std::string file_problem(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return errno == ENOENT ? "not found" : errno_text();
+  if (S_ISDIR(st.st_mode)) return "is a directory, not a file";
+  if (!S_ISREG(st.st_mode)) return "is not a regular file";
+  return "";
 }
 
 }  // namespace cnp

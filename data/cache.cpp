@@ -310,7 +310,7 @@ void build_cache(const std::string& path, const TestSetOptions& options, const T
   std::error_code ec;
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   if (ec) throw Error(target.parent_path().string() + ": cannot create directory: " + ec.message());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_name(path);
   try {
     build_into(path, tmp, options, set, threads);
   } catch (...) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "common/logging.h"
 #include "data/cache.h"
 #include "model/pose_model.h"
@@ -181,6 +182,8 @@ int run_sweep_steps(const SweepOptions& options) {
         const fs::path logs = fs::path(plan.config.output) / "logs";
         fs::create_directories(logs);
         add_log_file((logs / ("rank" + std::to_string(mpi.rank) + ".log")).string());
+        for (const auto& f : remove_stale_temporaries(plan.config.output))
+          spdlog::info("removed stale temporary {}", f);
         for (size_t p = 0; p < plan.passes.size(); ++p) {
           SampleSet& set = plan.sets[plan.pass_set[p]];
           if (!pass_compute[p] || set.loaded) continue;

@@ -47,9 +47,16 @@ void check_positive(const std::string& option, int value, bool zero_ok) {
                 (zero_ok ? "0 or more" : "at least 1"));
 }
 
+// A count that was given must be a real count: 0 or less is not "the default".
+void check_count(const std::string& option, const std::optional<int>& value) {
+  if (value && *value < 1)
+    throw Error("--" + option + " " + std::to_string(*value) +
+                ": must be at least 1 (leave the option out for its default)");
+}
+
 int ranks_per_node(const SubmitOptions& o) {
-  if (o.ntasks_per_node > 0) return o.ntasks_per_node;
-  return o.gpus_per_node > 0 ? o.gpus_per_node : 1;
+  if (o.ntasks_per_node) return *o.ntasks_per_node;
+  return o.gpus_per_node.value_or(1);
 }
 
 }  // namespace
@@ -60,13 +67,13 @@ void validate_options(const SubmitOptions& o) {
     throw Error(std::to_string(o.configs.size()) +
                 " sweep files given: pass --array to run them as a job array (one per index)");
   check_positive("nodes", o.nodes, false);
-  check_positive("ntasks-per-node", o.ntasks_per_node, true);
-  check_positive("gpus-per-node", o.gpus_per_node, true);
-  check_positive("cpus-per-task", o.cpus_per_task, true);
+  check_count("ntasks-per-node", o.ntasks_per_node);
+  check_count("gpus-per-node", o.gpus_per_node);
+  check_count("cpus-per-task", o.cpus_per_task);
   check_positive("signal-seconds", o.signal_seconds, true);
-  if (o.gpus_per_node > 0 && o.ntasks_per_node > 0 && o.ntasks_per_node != o.gpus_per_node)
-    throw Error("--ntasks-per-node " + std::to_string(o.ntasks_per_node) +
-                " with --gpus-per-node " + std::to_string(o.gpus_per_node) +
+  if (o.gpus_per_node && o.ntasks_per_node && *o.ntasks_per_node != *o.gpus_per_node)
+    throw Error("--ntasks-per-node " + std::to_string(*o.ntasks_per_node) +
+                " with --gpus-per-node " + std::to_string(*o.gpus_per_node) +
                 ": the sweep runs one rank per GPU, so they must be equal");
   if (!o.time.empty() && !valid_time_limit(o.time))
     throw Error("--time '" + o.time + "': expected minutes, M:S, H:M:S, D-H, D-H:M or D-H:M:S");
@@ -136,8 +143,8 @@ Script render_script(const SubmitOptions& o, const std::vector<SweepTarget>& swe
   line("--nodes=" + std::to_string(o.nodes));
   line("--ntasks-per-node=" + std::to_string(rpn));
   line("--ntasks=" + std::to_string(rpn * o.nodes));
-  if (o.gpus_per_node > 0) line("--gres=gpu:" + std::to_string(o.gpus_per_node));
-  if (o.cpus_per_task > 0) line("--cpus-per-task=" + std::to_string(o.cpus_per_task));
+  if (o.gpus_per_node) line("--gres=gpu:" + std::to_string(*o.gpus_per_node));
+  if (o.cpus_per_task) line("--cpus-per-task=" + std::to_string(*o.cpus_per_task));
   if (!o.time.empty()) line("--time=" + o.time);
   if (!o.partition.empty()) line("--partition=" + o.partition);
   if (!o.account.empty()) line("--account=" + o.account);

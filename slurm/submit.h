@@ -3,6 +3,7 @@
 // sweep file per array index) from the template slurm/sweep.sbatch.in, writes it under
 // <output>/slurm/ and submits it with sbatch.
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,10 +12,12 @@ namespace cnp::slurm {
 struct SubmitOptions {
   std::vector<std::string> configs;  // sweep files; more than one needs `array`
   int nodes = 1;
-  int ntasks_per_node = 0;  // 0: gpus_per_node when GPUs are asked for, else 1
-  int gpus_per_node = 0;    // one rank per GPU
-  int cpus_per_task = 0;    // 0: the node's CPUs shared by its ranks (decided in the job)
-  std::string time;         // Slurm time limit, e.g. "90", "4:00:00", "1-12:00:00"
+  // Counts left out take their defaults; a given count must be at least 1 (an explicit 0
+  // used to turn silently into the default).
+  std::optional<int> ntasks_per_node;  // unset: gpus_per_node when GPUs are asked for, else 1
+  std::optional<int> gpus_per_node;    // one rank per GPU; unset: no GPUs
+  std::optional<int> cpus_per_task;    // unset: the node's CPUs shared by its ranks (in the job)
+  std::string time;                    // Slurm time limit, e.g. "90", "4:00:00", "1-12:00:00"
   std::string partition;
   std::string account;
   bool requeue = false;      // requeue the job when the sweep is preempted (exit code 3)

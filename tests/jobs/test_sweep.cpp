@@ -6,8 +6,10 @@
 #include <regex>
 #include <sstream>
 
+#include "common/error.h"
 #include "common/files.h"
 #include "jobs/sweep.h"
+#include "tests/support/test_support.h"
 
 namespace cnp::jobs {
 namespace {
@@ -383,6 +385,25 @@ TEST(Sweep, SyntaxErrorsAndFiles) {
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("missing.yaml"), std::string::npos) << e.what();
   }
+}
+
+// A directory given as the sweep file said "basic_string::_M_create".
+TEST(Sweep, DirectoryAsSweepFile) {
+  const std::string dir = test::work_dir("jobs_sweep_dir");
+  try {
+    load_sweep(dir);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), dir + ": is a directory, not a file");
+  }
+  // The program: exit 1, that one line on stderr, nothing written where it ran.
+  const std::string cwd = test::work_dir("jobs_sweep_dir_cwd");
+  const auto result = test::run_sh("cd " + cwd + " && " + CNP_SWEEP_EXE + " " + dir,
+                                   test::work_dir("jobs_sweep_dir_run"));
+  EXPECT_EQ(result.code, 1);
+  EXPECT_NE(result.err.find(dir + ": is a directory, not a file"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("basic_string"), std::string::npos) << result.err;
+  EXPECT_TRUE(std::filesystem::is_empty(cwd));
 }
 
 }  // namespace
