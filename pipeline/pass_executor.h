@@ -58,6 +58,7 @@ struct RunState {
   double pass_cost_per_sample = 0;
   int jobs_finished = 0;
   int jobs_computed = 0;
+  std::vector<std::string> hosts;  // rank 0: every rank's host name, by rank (provenance)
   Clock::time_point last_progress;
 };
 
