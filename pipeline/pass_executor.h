@@ -56,6 +56,7 @@ struct RunState {
   int jobs_computed = 0;
   // Rank 0: jobs that failed alone (a non-finite result); the sweep goes on, exits 1.
   std::vector<std::string> job_failures;
+  std::vector<std::string> hosts;  // rank 0: every rank's host name, by rank (provenance)
   Clock::time_point last_progress;
 };
 

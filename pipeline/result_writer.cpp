@@ -1,20 +1,25 @@
 #include "pipeline/result_writer.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/version.h"
 #include "data/preprocess.h"
 #include "jobs/grid.h"
 #include "pipeline/metrics.h"
 #include "pipeline/report.h"
+#include "pipeline/samples_h5.h"
 
 namespace cnp::pipeline {
 
@@ -55,7 +60,25 @@ std::string non_finite_reason(const float* coords, const Joints& camera, const S
   return "";
 }
 
+// "2026-11-26T12:00:00Z" of a steady-clock instant of this process.
+std::string utc_time(Clock::time_point t) {
+  const auto wall =
+      std::chrono::system_clock::now() -
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t);
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(wall);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
 }  // namespace
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
 
 void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& outputs,
                         double seconds) {
@@ -124,7 +147,11 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     result.sample_every = plan.config.dataset.sample_every;
     result.dataset_root = plan.config.dataset.root;
     result.precision = plan.config.runtime.precision;
-    // Predictions first: the job file marks the job finished for resume.
+    // Per-sample errors and predictions first: the job file marks the job finished.
+    update_samples_file(
+        (fs::path(plan.config.output) / kSamplesFile).string(),
+        {{job.stem(),
+          {job.variant, job.epoch, job.protocol, job.flip, job.bbox, accumulator.samples()}}});
     write_file_atomic(jobs::job_predictions_path(plan.config.output, job),
                       predictions_to_json(results, kept, job.protocol));
     write_file_atomic(jobs::job_result_path(plan.config.output, job), job_result_to_json(result));
@@ -156,6 +183,15 @@ void write_summary(const RunState& state, const SweepCounts& counts, bool preemp
   summary["threads_per_rank"] = state.threads;
   summary["gather"] = state.gather ? state.gather->name() : "mpi";
   summary["jobs_failed"] = state.job_failures;
+  summary["provenance"] = {{"cnp_version", CNP_VERSION},
+                           {"git_commit", CNP_GIT_COMMIT},
+                           {"libtorch_version", CNP_LIBTORCH_VERSION},
+                           {"device", state.device},
+                           {"precision", state.plan.config.runtime.precision},
+                           {"hosts", state.hosts},
+                           {"ranks", state.mpi.size},
+                           {"started", utc_time(state.start)},
+                           {"finished", utc_time(Clock::now())}};
   write_file_atomic((fs::path(state.plan.config.output) / "run_summary.json").string(),
                     summary.dump(2) + "\n");
 }

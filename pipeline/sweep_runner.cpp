@@ -106,6 +106,7 @@ int run_sweep_steps(const SweepOptions& options) {
   state.start = Clock::now();
   state.last_progress = state.start;
   state.mpi = init_mpi();
+  state.hosts = gather_strings(state.mpi, host_name());
   const Mpi& mpi = state.mpi;
   Plan& plan = state.plan;
   std::vector<std::string> errors;
