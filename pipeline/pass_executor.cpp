@@ -63,11 +63,13 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   const int64_t total = static_cast<int64_t>(samples.size());
   const ShardRange shard = shard_range(total, mpi.rank, mpi.size);
 
-  // Every rank loads the same checkpoint into the variant's architecture.
+  // Rank 0 reads the checkpoint and sends it to every rank; each loads it into the variant's
+  // architecture.
   std::unique_ptr<model::PoseModel> net;
   std::string local_error;
   try {
-    const model::Checkpoint checkpoint = model::read_checkpoint(pass.checkpoint);
+    const model::Checkpoint checkpoint =
+        broadcast_checkpoint(mpi.comm, *state.weights, pass.checkpoint);
     model::ModelOptions options;
     options.device = state.device;
     options.precision = plan.config.runtime.precision;

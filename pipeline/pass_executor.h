@@ -13,6 +13,7 @@
 #include "pipeline/collective_step.h"
 #include "pipeline/gather.h"
 #include "pipeline/sweep_plan.h"
+#include "pipeline/weight_broadcast.h"
 
 namespace cnp::pipeline {
 
@@ -45,6 +46,7 @@ struct RunState {
   int batch_size = 8;
   int64_t crop_budget_bytes = 0;
   std::unique_ptr<FloatGather> gather;
+  std::unique_ptr<ByteBroadcast> weights;  // checkpoints: read on rank 0, sent to every rank
   // Progress (rank 0).
   Clock::time_point start;
   Clock::time_point pass_start;

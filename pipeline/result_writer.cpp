@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -182,6 +182,7 @@ void write_summary(const RunState& state, const SweepCounts& counts, bool preemp
   summary["batch_size"] = state.batch_size;
   summary["threads_per_rank"] = state.threads;
   summary["gather"] = state.gather ? state.gather->name() : "mpi";
+  summary["weights_broadcast"] = state.weights ? state.weights->name() : "mpi";
   summary["jobs_failed"] = state.job_failures;
   summary["provenance"] = {{"cnp_version", CNP_VERSION},
                            {"git_commit", CNP_GIT_COMMIT},

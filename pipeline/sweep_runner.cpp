@@ -204,10 +204,11 @@ int run_sweep_steps(const SweepOptions& options) {
   test_hook(mpi.rank, "gather_setup");
 #ifdef CNP_HAVE_NCCL
   if (is_cuda_device(state.device)) {
-    state.gather = make_nccl_gather(mpi.comm, cuda_device_index(state.device));
+    state.weights = make_nccl_broadcast(mpi.comm, cuda_device_index(state.device));
   }
 #endif
-  if (!state.gather) state.gather = make_mpi_gather(mpi.comm);
+  if (!state.weights) state.weights = make_mpi_broadcast(mpi.comm);
+  state.gather = make_mpi_gather(mpi.comm);
 
   SweepCounts counts;
   if (mpi.rank == 0) {
@@ -221,10 +222,10 @@ int run_sweep_steps(const SweepOptions& options) {
     }
     spdlog::info(
         "sweep {}: {} jobs in {} forward passes ({} to compute), {} rank(s), device {}, "
-        "batch {}, {} thread(s) per rank, gather {}",
+        "batch {}, {} thread(s) per rank, weights broadcast over {}",
         plan.config.name, plan.jobs.size(), plan.passes.size(),
         std::count(pass_compute.begin(), pass_compute.end(), 1), mpi.size, state.device,
-        state.batch_size, state.threads, state.gather->name());
+        state.batch_size, state.threads, state.weights->name());
   }
 
   // 5. Passes, one after another; each pass's jobs are on disk when it ends.
