@@ -4,7 +4,6 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "data/h36m.h"
 
 namespace cnp::pipeline {
@@ -126,7 +126,7 @@ void render(cairo_t* cr, const std::vector<Panel>& panels, double bottom) {
 
 void write_atomic_surface(const std::string& path,
                           const std::function<void(const std::string&)>& w) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_name(path);
   try {
     w(tmp);
     fs::rename(tmp, path);
