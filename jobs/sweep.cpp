@@ -473,7 +473,7 @@ SweepConfig validate(const Context& ctx, const YAML::Node& root) {
   // runtime
   if (top.has("runtime")) {
     MapReader r(ctx, top.get("runtime"), "runtime",
-                {"batch_size", "device", "precision", "threads_per_rank"});
+                {"batch_size", "device", "optimize", "precision", "threads_per_rank"});
     if (r.has("batch_size"))
       cfg.runtime.batch_size =
           as_auto_or_bounded(ctx, r.get("batch_size"), r.path("batch_size"), kMaxBatchSize);
@@ -488,6 +488,8 @@ SweepConfig validate(const Context& ctx, const YAML::Node& root) {
       cfg.runtime.threads_per_rank = as_auto_or_bounded(
           ctx, r.get("threads_per_rank"), r.path("threads_per_rank"), kMaxThreadsPerRank);
     }
+    if (r.has("optimize"))
+      cfg.runtime.optimize = as_bool(ctx, r.get("optimize"), r.path("optimize"));
   }
   return cfg;
 }

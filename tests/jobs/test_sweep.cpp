@@ -125,6 +125,7 @@ runtime:
   device: cpu
   precision: bf16
   threads_per_rank: 4
+  optimize: false
 )";
   const SweepConfig c = parse_sweep(yaml, "f.yaml");
   EXPECT_EQ(c.output, "out/full");
@@ -149,6 +150,8 @@ runtime:
   EXPECT_EQ(c.runtime.device, "cpu");
   EXPECT_EQ(c.runtime.precision, "bf16");
   EXPECT_EQ(c.runtime.threads_per_rank, 4);
+  EXPECT_FALSE(c.runtime.optimize);
+  EXPECT_TRUE(parse_sweep(edited({}), "t.yaml").runtime.optimize) << "optimized by default";
   const auto registry = c.registry();
   ASSERT_NE(registry.find("M-wide"), nullptr);
   ASSERT_NE(registry.find("L"), nullptr);
@@ -181,8 +184,8 @@ TEST(Sweep, UnknownKeysAtEveryLevel) {
     const std::string msg = error_of(edited({{13, "  batchsize: 8"}}));
     EXPECT_EQ(
         msg,
-        "t.yaml:13:3: unknown key 'batchsize' in runtime (expected: batch_size, device, precision, "
-        "threads_per_rank)");
+        "t.yaml:13:3: unknown key 'batchsize' in runtime (expected: batch_size, device, optimize, "
+        "precision, threads_per_rank)");
   }
   expect_error_at({{1, "nmae: ml"}}, 1, "nmae", "unknown key 'nmae'");
   expect_error_at({{4, "  boxes: gt"}}, 4, "boxes", "unknown key 'boxes' in dataset");
@@ -212,6 +215,8 @@ TEST(Sweep, WrongTypes) {
   expect_error_at({{9, "  epochs: [69, 70.5]"}}, 9, "70.5", "'sweep.epochs[1]' must be an integer");
   expect_error_at({{4, "  bbox: gt\n  skip_bad_samples: sometimes"}}, 5, "sometimes",
                   "'dataset.skip_bad_samples' must be true or false");
+  expect_error_at({{13, "  optimize: fast"}}, 13, "fast",
+                  "'runtime.optimize' must be true or false (got 'fast')");
 }
 
 TEST(Sweep, BadValues) {
