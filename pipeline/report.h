@@ -2,6 +2,7 @@
 // Result files (INTERFACE.md "Outputs"): per-job JSON, predictions in the
 // reference's format, and the variant comparison (JSON + Markdown).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ namespace cnp::pipeline {
 struct JobResult {
   jobs::Job job;
   std::string checkpoint_sha256;
+  std::optional<int64_t> checkpoint_epoch;  // the checkpoint's own 'epoch' field, if any
   model::Architecture architecture;
   std::string settings_key;  // jobs::job_settings_key(); decides resume
   MetricsAccumulator::Summary metrics;

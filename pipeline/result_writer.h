@@ -3,6 +3,8 @@
 // metrics, writes <output>/jobs/<stem>.json and its predictions, and at the end the
 // comparison table and run_summary.json. Runs on rank 0 only; no collectives.
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "pipeline/pass_executor.h"
 
@@ -19,8 +21,10 @@ struct SweepCounts {
   int jobs_skipped = 0;
 };
 
-// <output>/run_summary.json.
-void write_summary(const RunState& state, const SweepCounts& counts, bool preempted);
+// <output>/run_summary.json; `rank_timings` holds each rank's timing as JSON text
+// (rank order), written as "timing": {"wall_s" (rank 0's), "per_rank": [...]}.
+void write_summary(const RunState& state, const SweepCounts& counts, bool preempted,
+                   const std::vector<std::string>& rank_timings);
 
 // comparison.csv/.md over this sweep's jobs (those on disk, including resumed ones).
 void write_sweep_comparison(const Plan& plan);
