@@ -201,6 +201,15 @@ std::vector<Case> catalogue() {
        "",
        {"unknown_key.yaml:", "bach_size"},
        true});
+  add({"config_is_a_folder",
+       1,
+       [](const std::string& dir, const std::string&) {
+         fs::create_directories(dir + "/a_folder.yaml");
+         return dir + "/a_folder.yaml";
+       },
+       "",
+       "",
+       {"a_folder.yaml: is a folder, not a sweep file (YAML)"}});
   add({"unknown_set", 1, grid("one_job", kOneJob), "--set runtime.nope=1", "", {"nope"}});
   add({"empty_grid",
        1,
