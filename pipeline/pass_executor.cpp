@@ -158,6 +158,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
       } else {
         try {
           TimeInto timed(this_rank_timing().forward_s);
+          test_hook(mpi.rank, "forward");
           net->predict(
               batch.input.data(), batch.count, local_plain.data() + batch.first * coords_per_sample,
               need_flip ? local_flipped.data() + batch.first * coords_per_sample : nullptr);

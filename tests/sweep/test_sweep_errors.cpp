@@ -201,6 +201,15 @@ std::vector<Case> catalogue() {
        "",
        {"unknown_key.yaml:", "bach_size"},
        true});
+  add({"config_is_a_folder",
+       1,
+       [](const std::string& dir, const std::string&) {
+         fs::create_directories(dir + "/a_folder.yaml");
+         return dir + "/a_folder.yaml";
+       },
+       "",
+       "",
+       {"a_folder.yaml: is a folder, not a sweep file (YAML)"}});
   add({"unknown_set", 1, grid("one_job", kOneJob), "--set runtime.nope=1", "", {"nope"}});
   add({"empty_grid",
        1,
@@ -451,8 +460,10 @@ TEST_F(SweepErrors, SignalsStopEveryStageWithinSeconds) {
       write_sweep(dir_ + "/stall.yaml", data_,
                   "  variants: [XS]\n  epochs: [1]\n  protocols: [2]\n  flip: [false]\n", "",
                   "  cache: " + dir_ + "/stall_cache\n");
+  // "forward": rank 0 stalls inside a batch; the stop waits for a batch boundary no
+  // longer than the grace period (kStopGraceSeconds, 10 s).
   const std::vector<std::pair<std::string, int>> cases = {
-      {"planning", SIGTERM}, {"validation", SIGINT}, {"cache", SIGTERM}};
+      {"planning", SIGTERM}, {"validation", SIGINT}, {"cache", SIGTERM}, {"forward", SIGTERM}};
   for (const auto& [stage, signal_number] : cases) {
     const std::string scratch = dir_ + "/stall_" + stage;
     const std::string marker = scratch + "/marker";
@@ -475,8 +486,9 @@ TEST_F(SweepErrors, SignalsStopEveryStageWithinSeconds) {
     EXPECT_TRUE(fs::exists(marker)) << stage << " never reached";
     EXPECT_EQ(code, 3) << stage << ": " << result.err;
     EXPECT_LT(ms, 30000) << stage << ": a hang check, not a timing test";
-    EXPECT_HAS(result.err,
-               "stopped by signal " + std::to_string(signal_number) + " before the forward passes");
+    EXPECT_HAS(result.err, "stopped by signal " + std::to_string(signal_number) +
+                               (stage == "forward" ? " (no batch boundary within the grace period)"
+                                                   : " before the forward passes"));
     EXPECT_FALSE(fs::exists(scratch + "/out/jobs")) << stage;
   }
 }
