@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <mutex>
+
 #include "model/inference_kernels.h"
 #include "model/soft_argmax.h"
 
@@ -156,7 +158,45 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
   return y.permute({0, 2, 3, 1}).contiguous();
 }
 
+// On CPU with at least as many images as threads, each thread runs the stage on its own
+// share of the batch (single-threaded GEMMs and kernels inside): one fork/join per stage
+// instead of one per layer, which matters most on a busy machine where a parallel
+// region waits for its slowest thread. Otherwise the layers themselves run in parallel.
+template <class Stage>
+torch::Tensor OptimizedNetwork::split_over_batch(const torch::Tensor& x, const Stage& stage) const {
+  const int64_t n = x.size(0), threads = at::get_num_threads();
+  if (!device_.is_cpu() || threads < 2 || n < threads || at::in_parallel_region()) return stage(x);
+  const int64_t chunks = threads;
+  torch::Tensor out;
+  std::mutex out_mutex;
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    c10::InferenceMode guard;  // thread-local: the worker threads need their own
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const int64_t first = n * chunk / chunks, last = n * (chunk + 1) / chunks;
+      torch::Tensor part = stage(x.slice(0, first, last));
+      {
+        std::lock_guard<std::mutex> lock(out_mutex);
+        if (!out.defined()) {
+          auto shape = part.sizes().vec();
+          shape[0] = n;
+          out = torch::empty(shape, part.options());
+        }
+      }
+      out.slice(0, first, last).copy_(part);
+    }
+  });
+  return out;
+}
+
 torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
+  return split_over_batch(input, [this](const torch::Tensor& x) { return backbone_part(x); });
+}
+
+torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
+  return split_over_batch(features, [this](const torch::Tensor& x) { return head_part(x); });
+}
+
+torch::Tensor OptimizedNetwork::backbone_part(const torch::Tensor& input) const {
   const int64_t n = input.size(0), side = input.size(2) / 4;
   // The stem's 4x4 patches straight from the NCHW input, flattened as (cin, ky, kx).
   auto patches =
@@ -175,7 +215,7 @@ torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
   return x.mul_(final_scale_).add_(final_shift_);
 }
 
-torch::Tensor OptimizedNetwork::head(torch::Tensor x) const {
+torch::Tensor OptimizedNetwork::head_part(torch::Tensor x) const {
   for (size_t k = 0; k < head_.size(); ++k) {
     const HeadLayer& layer = head_[k];
     x = linear(depthwise(x, layer.dw), layer.pw, true);

@@ -29,7 +29,7 @@ class OptimizedNetwork {
   // n x 3 x 256 x 256 (NCHW) -> backbone features (N, H, W, C).
   torch::Tensor backbone(const torch::Tensor& input) const;
   // Backbone features -> heatmap logits (N, h, w, J*D), before the decoder's upsample.
-  torch::Tensor head(torch::Tensor features) const;
+  torch::Tensor head(const torch::Tensor& features) const;
   // Logits -> (N, J, 3) float32 soft-argmax coordinates in heatmap units.
   torch::Tensor decode(const torch::Tensor& logits) const;
 
@@ -54,6 +54,10 @@ class OptimizedNetwork {
     bool upsample = false;
   };
 
+  torch::Tensor backbone_part(const torch::Tensor& input) const;
+  torch::Tensor head_part(torch::Tensor x) const;
+  template <class Stage>
+  torch::Tensor split_over_batch(const torch::Tensor& x, const Stage& stage) const;
   torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
   torch::Tensor patchify(const torch::Tensor& x_nhwc, int patch, const Linear& layer) const;
   torch::Tensor depthwise(const torch::Tensor& x, const Depthwise& layer) const;
