@@ -36,6 +36,24 @@ void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias
                                                      kernel, relu, row_begin, row_end);
 }
 
+bool gemm_available() {
+  return use_avx2();
+}
+
+int64_t gemm_packed_size(int64_t n, int64_t k) {
+  const int64_t p = use_avx2() ? avx2::gemm_panel_width() : 1;
+  return (n + p - 1) / p * p * k;
+}
+
+void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
+  if (use_avx2()) avx2::pack_gemm_weights(w, n, k, packed);
+}
+
+void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  if (use_avx2()) avx2::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+}
+
 void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
                       int64_t width, bool upsample2x, float* out, int64_t item_begin,
                       int64_t item_end) {
