@@ -73,7 +73,8 @@ inline void depthwise_block(const float* image, const float* weight, const float
   }
 }
 
-template <class V>
+// Tail: narrower lanes for the channels left over from V's blocks (then scalar).
+template <class V, class Tail = ScalarLanes>
 void depthwise_conv_rows(const float* in, const float* weight, const float* bias, float* out,
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
@@ -94,6 +95,9 @@ void depthwise_conv_rows(const float* in, const float* weight, const float* bias
       for (; c + V::width <= channels; c += V::width)
         depthwise_block<V, 1>(image, weight, bias, o + c, width, channels, kernel, top, left, ky0,
                               ky1, kx0, kx1, relu, c);
+      for (; c + Tail::width <= channels; c += Tail::width)
+        depthwise_block<Tail, 1>(image, weight, bias, o + c, width, channels, kernel, top, left,
+                                 ky0, ky1, kx0, kx1, relu, c);
       for (; c < channels; ++c)
         depthwise_block<ScalarLanes, 1>(image, weight, bias, o + c, width, channels, kernel, top,
                                         left, ky0, ky1, kx0, kx1, relu, c);
