@@ -68,7 +68,9 @@ inline void depthwise_block(const float* image, const float* weight, const float
     }
   }
   for (int u = 0; u < U; ++u) {
-    if (relu) acc[u] = V::max(acc[u], V::set1(0.0f));
+    // max(0, x), not max(x, 0): the vector max returns its second operand for a NaN, and a
+    // NaN must survive ReLU as it does in LibTorch (NaN weights are then refused, not hidden).
+    if (relu) acc[u] = V::max(V::set1(0.0f), acc[u]);
     V::store(o + u * V::width, acc[u]);
   }
 }
@@ -157,10 +159,22 @@ void soft_argmax_item(const float* sample, int64_t channels, int64_t depth, int6
       stride = channels;
     }
 
-    typename V::T vmax = V::set1(-INFINITY);
+    // 0 * max(0, x) is NaN exactly when x is NaN or +infinite (max returns its second operand
+    // when one is NaN). The vector max and the clamped vector exp would otherwise turn NaN
+    // logits (NaN weights) into finite coordinates; they must be NaN, as the plain softmax
+    // gives, so the sweep refuses the job. A -infinite logit is a probability of 0, as there.
+    typename V::T vmax = V::set1(-INFINITY), vbad = V::set1(0.0f);
+    const typename V::T zero = V::set1(0.0f);
     for (int64_t ox = 0; ox < out_w; ++ox)
-      for (int64_t d = 0; d < depth; d += V::width)
-        vmax = V::max(vmax, V::load(values + ox * stride + d));
+      for (int64_t d = 0; d < depth; d += V::width) {
+        const typename V::T x = V::load(values + ox * stride + d);
+        vmax = V::max(vmax, x);
+        vbad = V::fmadd(zero, V::max(zero, x), vbad);
+      }
+    if (!std::isfinite(V::hsum(vbad))) {
+      out[0] = out[1] = out[2] = NAN;
+      return;
+    }
     const float row_max = V::hmax(vmax);
     if (row_max > running_max) {
       // Sums so far were relative to the old maximum.
@@ -260,8 +274,8 @@ inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t 
         v1 = V::add(v1, V::load(o + V::width));
       }
       if (relu) {
-        v0 = V::max(v0, zero);
-        v1 = V::max(v1, zero);
+        v0 = V::max(zero, v0);  // NaN-preserving ReLU (see the depthwise kernel)
+        v1 = V::max(zero, v1);
       }
       V::store(o, v0);
       V::store(o + V::width, v1);

@@ -147,3 +147,25 @@ TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
     }
   }
 }
+
+// A NaN or +infinite logit (NaN weights) gives NaN coordinates for that joint, as the plain ops
+// do; the vector max and exp must not turn it into finite numbers the sweep would accept. A
+// -infinite logit is a probability of 0 there and here.
+TEST(Decoder, NonFiniteLogitsGiveNanCoordinates) {
+  for (bool upsample : {false, true}) {
+    for (float bad : {NAN, INFINITY}) {
+      const int64_t joints = 3, depth = 16, side = 8;
+      torch::Tensor logits = torch::randn({1, side, side, joints * depth});
+      logits.index_put_({0, 5, 2, 1 * depth + 7}, bad);  // joint 1 only
+      const auto fused = fused_soft_argmax(logits, joints, depth, upsample);
+      EXPECT_TRUE(torch::isnan(fused[0][1]).all().item<bool>()) << bad << " " << upsample;
+      EXPECT_TRUE(torch::isfinite(fused[0][0]).all().item<bool>());
+      EXPECT_TRUE(torch::isfinite(fused[0][2]).all().item<bool>());
+    }
+    torch::Tensor logits = torch::randn({1, 8, 8, 3 * 16});
+    logits.index_put_({0, 5, 2, 16 + 7}, -INFINITY);
+    const auto fused = fused_soft_argmax(logits, 3, 16, upsample);
+    const auto want = reference(logits, 3, 16, upsample);
+    EXPECT_LT((fused - want).abs().max().item<double>(), 1e-3);
+  }
+}
