@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@ struct Scalar {
   int64_t i = 0;
   double d = 0;
   std::string s;
+  bool exact_int = false;  // i holds the value exactly (an integral number within int64)
   bool is_number() const { return kind == Int || kind == Float; }
 };
 
@@ -43,12 +45,22 @@ class SaxBase : public nlohmann::json_sax<json> {
     return emit(std::move(s));
   }
   bool number_integer(number_integer_t v) override { return integer(v); }
-  bool number_unsigned(number_unsigned_t v) override { return integer(static_cast<int64_t>(v)); }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (v <= static_cast<number_unsigned_t>(INT64_MAX)) return integer(static_cast<int64_t>(v));
+    Scalar s;  // beyond int64: usable only as a float
+    s.kind = Scalar::Float;
+    s.d = static_cast<double>(v);
+    return emit(std::move(s));
+  }
   bool number_float(number_float_t v, const string_t&) override {
     Scalar s;
     s.kind = Scalar::Float;
     s.d = v;
-    s.i = static_cast<int64_t>(v);
+    // 100.0 is the integer 100; 1e35 or 2.5 is no integer (and casting 1e35 is undefined).
+    if (v >= -9.2e18 && v <= 9.2e18 && v == std::floor(v)) {
+      s.i = static_cast<int64_t>(v);
+      s.exact_int = true;
+    }
     return emit(std::move(s));
   }
   bool string(string_t& v) override {
@@ -100,6 +112,7 @@ class SaxBase : public nlohmann::json_sax<json> {
     s.kind = Scalar::Int;
     s.i = v;
     s.d = static_cast<double>(v);
+    s.exact_int = true;
     return emit(std::move(s));
   }
 
@@ -233,7 +246,14 @@ class DataJsonHandler : public SaxBase {
 
   int64_t number(const Scalar& v) const {
     if (!v.is_number()) fail(record_name() + ": '" + field_ + "' is not a number");
+    if (!v.exact_int) fail(record_name() + ": '" + field_ + "' is not an integer");
     return v.i;
+  }
+  // Image sizes and indices: an int, not an int64 that would wrap.
+  int small_number(const Scalar& v) const {
+    const int64_t n = number(v);
+    if (n < INT32_MIN || n > INT32_MAX) fail(record_name() + ": '" + field_ + "' is out of range");
+    return static_cast<int>(n);
   }
 
   bool image_field(Scalar&& v) {
@@ -252,25 +272,25 @@ class DataJsonHandler : public SaxBase {
           image_.action_name = std::move(v.s);
           break;
         case kWidth:
-          image_.width = static_cast<int>(number(v));
+          image_.width = small_number(v);
           break;
         case kHeight:
-          image_.height = static_cast<int>(number(v));
+          image_.height = small_number(v);
           break;
         case kSubject:
-          image_.subject = static_cast<int>(number(v));
+          image_.subject = small_number(v);
           break;
         case kActionIdx:
-          image_.action_idx = static_cast<int>(number(v));
+          image_.action_idx = small_number(v);
           break;
         case kSubactionIdx:
-          image_.subaction = static_cast<int>(number(v));
+          image_.subaction = small_number(v);
           break;
         case kCamIdx:
-          image_.camera = static_cast<int>(number(v));
+          image_.camera = small_number(v);
           break;
         case kFrameIdx:
-          image_.frame = static_cast<int>(number(v));
+          image_.frame = small_number(v);
           break;
       }
       break;
