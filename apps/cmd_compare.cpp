@@ -1,5 +1,5 @@
 // `cnp compare RESULT_DIR... [--output DIR] [--json]`: comparison report from the
-// job files of one or more finished sweeps.
+// job files and samples.h5 of one or more finished sweeps (no inference).
 #include <iostream>
 
 #include "apps/commands.h"
@@ -17,14 +17,16 @@ struct CompareOptions {
 
 cnp::apps::CommandRegistration registration({
     "compare",
-    "Compare finished sweeps: headline errors side by side, best job, paper values",
+    "Compare finished sweeps: every metric recomputed from samples.h5, paired bootstrap "
+    "intervals against the best job, best epoch per variant, paper values",
     [](CLI::App& sub) -> std::function<int()> {
       auto options = std::make_shared<CompareOptions>();
       sub.add_option("result_dirs", options->dirs,
                      "Sweep output directories (each holds jobs/*.json)")
           ->required();
       sub.add_option("--output", options->output,
-                     "Also write comparison.json and comparison.md here");
+                     "Also write comparison.json, .md, .html and the pictures "
+                     "(epochs, actions, joints as .svg and .png) here");
       sub.add_flag("--json", options->json, "Print JSON instead of Markdown");
       return [options] {
         std::vector<cnp::pipeline::JobResult> results;

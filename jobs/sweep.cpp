@@ -156,14 +156,24 @@ int as_positive_int(const Context& ctx, const YAML::Node& node, const std::strin
   return value;
 }
 
-// "auto" -> 0, else a positive integer.
-int as_auto_or_positive(const Context& ctx, const YAML::Node& node, const std::string& path) {
+// Bounds that catch a typo before it spawns 10^6 threads or allocates a 100 GB batch.
+constexpr int kMaxThreadsPerRank = 256;
+constexpr int kMaxBatchSize = 4096;
+
+// "auto" -> 0, else an integer in [1, max_value].
+int as_auto_or_bounded(const Context& ctx, const YAML::Node& node, const std::string& path,
+                       int max_value) {
   if (node.IsScalar() && node.Scalar() == "auto") return 0;
   long long value = 0;
   if (!node.IsScalar() || !parse_int(node.Scalar(), value) || value < 1) {
     ctx.fail(node, path,
              "'" + path + "' must be 'auto' or a positive integer" +
                  (node.IsScalar() ? " (got '" + node.Scalar() + "')" : std::string()));
+  }
+  if (value > max_value) {
+    ctx.fail(node, path,
+             "'" + path + "' is " + node.Scalar() + "; at most " + std::to_string(max_value) +
+                 " is allowed");
   }
   return static_cast<int>(value);
 }
@@ -463,9 +473,10 @@ SweepConfig validate(const Context& ctx, const YAML::Node& root) {
   // runtime
   if (top.has("runtime")) {
     MapReader r(ctx, top.get("runtime"), "runtime",
-                {"batch_size", "device", "precision", "threads_per_rank"});
+                {"batch_size", "device", "optimize", "precision", "threads_per_rank"});
     if (r.has("batch_size"))
-      cfg.runtime.batch_size = as_auto_or_positive(ctx, r.get("batch_size"), r.path("batch_size"));
+      cfg.runtime.batch_size =
+          as_auto_or_bounded(ctx, r.get("batch_size"), r.path("batch_size"), kMaxBatchSize);
     if (r.has("device"))
       cfg.runtime.device =
           as_choice(ctx, r.get("device"), r.path("device"), {"auto", "cpu", "cuda"});
@@ -474,9 +485,11 @@ SweepConfig validate(const Context& ctx, const YAML::Node& root) {
           as_choice(ctx, r.get("precision"), r.path("precision"), {"fp32", "bf16", "fp16"});
     }
     if (r.has("threads_per_rank")) {
-      cfg.runtime.threads_per_rank =
-          as_auto_or_positive(ctx, r.get("threads_per_rank"), r.path("threads_per_rank"));
+      cfg.runtime.threads_per_rank = as_auto_or_bounded(
+          ctx, r.get("threads_per_rank"), r.path("threads_per_rank"), kMaxThreadsPerRank);
     }
+    if (r.has("optimize"))
+      cfg.runtime.optimize = as_bool(ctx, r.get("optimize"), r.path("optimize"));
   }
   return cfg;
 }

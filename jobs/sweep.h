@@ -35,6 +35,7 @@ struct RuntimeConfig {
   std::string device = "auto";     // auto | cpu | cuda
   std::string precision = "fp32";  // fp32 | bf16 | fp16
   int threads_per_rank = 0;        // 0 = auto
+  bool optimize = true;            // false: the straightforward network (checking, bisecting)
 };
 
 struct SweepConfig {

@@ -24,7 +24,8 @@ struct Architecture {
   int heatmap_size(int input_size = 256) const;
   bool operator==(const Architecture& other) const;
   bool operator!=(const Architecture& other) const { return !(*this == other); }
-  std::string describe() const;  // "depths 3,3,9,3 dims 48,... head 512 ups T,T,T depth_dim 64 joints 18"
+  std::string describe()
+      const;  // "depths 3,3,9,3 dims 48,... head 512 ups T,T,T depth_dim 64 joints 18"
   void validate(const std::string& where) const;  // throws cnp::Error naming `where`
 };
 
@@ -39,12 +40,13 @@ struct Variant {
 class VariantRegistry {
  public:
   static VariantRegistry with_builtins();  // XS, S, M, L
-  void add(const Variant& variant);         // throws on a duplicate name
+  void add(const Variant& variant);        // throws on a duplicate name
   const Variant* find(const std::string& name) const;
   const Variant& get(const std::string& name) const;  // throws naming the variant
   // Variants whose architecture equals `arch`; when upsampling is unknown, ignores
   // head_upsample in the comparison.
-  std::vector<const Variant*> matching(const Architecture& arch, bool compare_upsample = true) const;
+  std::vector<const Variant*> matching(const Architecture& arch,
+                                       bool compare_upsample = true) const;
   const std::vector<Variant>& all() const { return variants_; }
 
  private:

@@ -9,6 +9,7 @@
 
 #include <malloc.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -17,144 +18,16 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "model/network_modules.h"
+#include "model/optimized_network.h"
 #include "model/remap.h"
+#include "model/soft_argmax.h"
 
 namespace cnp::model {
 
 namespace {
 
-namespace nn = torch::nn;
-
 constexpr int kInputSize = 256;
-
-// Module names below equal the training code's, so named parameters/buffers are the
-// (remapped) checkpoint keys one for one. Head layers use the named scheme
-// head.deconv_layers_K.{dwconv,norm,pwconv}; remap.cpp rewrites the other schemes.
-
-struct BlockImpl : nn::Module {
-  explicit BlockImpl(int64_t dim)
-      : dwconv(nn::Conv2dOptions(dim, dim, 7).padding(3).groups(dim)),
-        norm(dim),
-        pwconv1(nn::Conv2dOptions(dim, 4 * dim, 1)),
-        pwconv2(nn::Conv2dOptions(4 * dim, dim, 1)) {
-    register_module("dwconv", dwconv);
-    register_module("norm", norm);
-    register_module("pwconv1", pwconv1);
-    register_module("pwconv2", pwconv2);
-  }
-  torch::Tensor forward(const torch::Tensor& x) {
-    return x + pwconv2(torch::relu(pwconv1(norm(dwconv(x)))));
-  }
-  nn::Conv2d dwconv;
-  nn::BatchNorm2d norm;
-  nn::Conv2d pwconv1, pwconv2;
-};
-TORCH_MODULE(Block);
-
-struct BackboneImpl : nn::Module {
-  explicit BackboneImpl(const Architecture& arch) {
-    const auto& d = arch.dims;
-    auto downsample = register_module("downsample_layers", nn::ModuleList());
-    auto stages = register_module("stages", nn::ModuleList());
-    for (int i = 0; i < 4; ++i) {
-      nn::Sequential layer;
-      if (i == 0) {
-        layer->push_back(nn::Conv2d(nn::Conv2dOptions(3, d[0], 4).stride(4)));
-        layer->push_back(nn::BatchNorm2d(d[0]));
-      } else {
-        layer->push_back(nn::BatchNorm2d(d[i - 1]));
-        layer->push_back(nn::Conv2d(nn::Conv2dOptions(d[i - 1], d[i], 2).stride(2)));
-      }
-      downsample->push_back(layer);
-      downsample_.push_back(layer);
-      nn::Sequential stage;
-      for (int j = 0; j < arch.depths[i]; ++j) stage->push_back(Block(d[i]));
-      stages->push_back(stage);
-      stages_.push_back(stage);
-    }
-    norm = register_module("norm", nn::BatchNorm2d(d[3]));
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    for (size_t i = 0; i < 4; ++i) x = stages_[i]->forward(downsample_[i]->forward(x));
-    return norm(x);
-  }
-  std::vector<nn::Sequential> downsample_, stages_;
-  nn::BatchNorm2d norm{nullptr};
-};
-TORCH_MODULE(Backbone);
-
-struct DeconvImpl : nn::Module {
-  DeconvImpl(int64_t cin, int64_t cout, bool upsample)
-      : dwconv(nn::Conv2dOptions(cin, cin, 3).padding(1).groups(cin)),
-        norm(cin),
-        pwconv(nn::Conv2dOptions(cin, cout, 1)),
-        upsample(upsample) {
-    register_module("dwconv", dwconv);
-    register_module("norm", norm);
-    register_module("pwconv", pwconv);
-  }
-  torch::Tensor forward(const torch::Tensor& input) {
-    torch::Tensor x = torch::relu(pwconv(norm(dwconv(input))));
-    if (!upsample) return x;
-    // PyTorch's UpsamplingBilinear2d(scale_factor=2): bilinear, align_corners=True.
-    return nn::functional::interpolate(x,
-                                       nn::functional::InterpolateFuncOptions()
-                                           .size(std::vector<int64_t>{2 * x.size(2), 2 * x.size(3)})
-                                           .mode(torch::kBilinear)
-                                           .align_corners(true));
-  }
-  nn::Conv2d dwconv;
-  nn::BatchNorm2d norm;
-  nn::Conv2d pwconv;
-  bool upsample;
-};
-TORCH_MODULE(Deconv);
-
-struct HeadImpl : nn::Module {
-  explicit HeadImpl(const Architecture& arch) {
-    int64_t cin = arch.dims[3];
-    for (int k = 0; k < 3; ++k) {
-      layers_.push_back(register_module("deconv_layers_" + std::to_string(k + 1),
-                                        Deconv(cin, arch.head_channels, arch.head_upsample[k])));
-      cin = arch.head_channels;
-    }
-    final_layer = register_module(
-        "final_layer", nn::Conv2d(nn::Conv2dOptions(arch.head_channels,
-                                                    int64_t{arch.joints} * arch.depth_dim, 1)));
-  }
-  torch::Tensor forward(torch::Tensor x) {
-    for (auto& layer : layers_) x = layer->forward(x);
-    return final_layer(x);
-  }
-  std::vector<Deconv> layers_;
-  nn::Conv2d final_layer{nullptr};
-};
-TORCH_MODULE(Head);
-
-struct NetworkImpl : nn::Module {
-  explicit NetworkImpl(const Architecture& arch)
-      : backbone(register_module("backbone", Backbone(arch))),
-        head(register_module("head", Head(arch))) {}
-  torch::Tensor forward(const torch::Tensor& x) { return head->forward(backbone->forward(x)); }
-  Backbone backbone;
-  Head head;
-};
-TORCH_MODULE(Network);
-
-// Integral regression: softmax over all D*H*W voxels of each joint, then the expected
-// voxel index along each axis. logits: (N, J*D, H, W) -> (N, J, 3) float32.
-torch::Tensor soft_argmax(const torch::Tensor& logits, int64_t joints, int64_t depth) {
-  const int64_t n = logits.size(0), h = logits.size(2), w = logits.size(3);
-  auto prob = logits.to(torch::kFloat)
-                  .reshape({n, joints, depth * h * w})
-                  .softmax(2)
-                  .view({n, joints, depth, h, w});
-  auto opts = prob.options();
-  auto x = (prob.sum({2, 3}) * torch::arange(w, opts)).sum(2);
-  auto y = (prob.sum({2, 4}) * torch::arange(h, opts)).sum(2);
-  auto z = (prob.sum({3, 4}) * torch::arange(depth, opts)).sum(2);
-  return torch::stack({x, y, z}, 2);
-}
 
 torch::ScalarType to_torch_dtype(DType dtype) {
   switch (dtype) {
@@ -345,6 +218,7 @@ struct PoseModel::Impl {
   torch::ScalarType dtype = torch::kFloat;
   std::vector<int64_t> flip_permutation;
   Network net{nullptr};
+  std::unique_ptr<OptimizedNetwork> optimized;
 
   Impl(const Architecture& a, const ModelOptions& o, const std::string& where)
       : arch(a), options(o) {
@@ -365,14 +239,53 @@ struct PoseModel::Impl {
     net = Network(arch);  // fp32 on the CPU until finish()
   }
 
-  // Moves the loaded/initialised fp32 CPU network to its device and precision.
+  // Moves the loaded/initialised fp32 CPU network to its device and precision, after
+  // deriving the optimized network from its fp32 weights.
   void finish() {
     net->eval();
+    // Debian's CPU LibTorch has no fast bf16 GEMM/conv for the rewritten layers.
+    const bool supported = device.is_cuda() || dtype == torch::kFloat;
+    if (options.optimize && !supported)
+      spdlog::debug("precision {} on {}: straightforward network", options.precision,
+                    options.device);
+    if (options.optimize && supported)
+      optimized = std::make_unique<OptimizedNetwork>(*net, arch, device, dtype);
     net->to(device);
     // Module::to(dtype) would also cast the integer num_batches_tracked buffers.
     torch::NoGradGuard no_grad;
     for (auto& [name, tensor] : named_state(*net))
       if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
+  }
+
+  // (N, J, 3) float32 coordinates of an (N, 3, 256, 256) batch on the device.
+  torch::Tensor forward(const torch::Tensor& x, StageTimes* times) {
+    using Clock = std::chrono::steady_clock;
+    auto mark = [&](double* slot, Clock::time_point& since) {
+      if (!times) return;
+      if (device.is_cuda()) torch::cuda::synchronize(device.index());
+      const auto now = Clock::now();
+      *slot += std::chrono::duration<double, std::milli>(now - since).count();
+      since = now;
+    };
+    auto since = Clock::now();
+    double ignored = 0;
+    mark(&ignored, since);
+    if (optimized) {
+      auto features = optimized->backbone(x);
+      mark(times ? &times->backbone_ms : nullptr, since);
+      auto logits = optimized->head(features);
+      mark(times ? &times->head_ms : nullptr, since);
+      auto coords = optimized->decode(logits);
+      mark(times ? &times->decode_ms : nullptr, since);
+      return coords;
+    }
+    auto features = net->backbone->forward(x);
+    mark(times ? &times->backbone_ms : nullptr, since);
+    auto logits = net->head->forward(features);
+    mark(times ? &times->head_ms : nullptr, since);
+    auto coords = soft_argmax_reference(logits, arch.joints, arch.depth_dim);
+    mark(times ? &times->decode_ms : nullptr, since);
+    return coords;
   }
 };
 
@@ -541,7 +454,17 @@ NamedTensors PoseModel::state_dict() const {
   return out;
 }
 
+bool PoseModel::optimized() const {
+  return impl_->optimized != nullptr;
+}
+
 void PoseModel::predict(const float* input, int n, float* plain, float* flipped) const {
+  predict(input, n, plain, flipped, nullptr);
+}
+
+void PoseModel::predict(const float* input, int n, float* plain, float* flipped,
+                        StageTimes* times) const {
+  if (times) *times = StageTimes{};
   if (n < 0) throw Error("predict: negative batch size " + std::to_string(n));
   if (n == 0) return;
   Impl& impl = *impl_;  // forward() is not const in LibTorch
@@ -553,8 +476,7 @@ void PoseModel::predict(const float* input, int n, float* plain, float* flipped)
     // Plain and flipped images go through one batched forward of 2n images.
     if (flipped) x = torch::cat({x, x.flip({3})});
     x = x.to(impl.device, impl.dtype);
-    auto coords =
-        soft_argmax(impl.net->forward(x), joints, impl.arch.depth_dim).to(torch::kCPU).contiguous();
+    auto coords = impl.forward(x, times).to(torch::kCPU).contiguous();
     std::memcpy(plain, coords.data_ptr<float>(), sizeof(float) * n * joints * 3);
     if (flipped) {
       auto back = coords.slice(0, n, 2 * n).clone();

@@ -21,6 +21,17 @@ struct ModelOptions {
   // ("... but the sweep asks for M-wide"); when empty, a matching built-in name or the
   // architecture's description is used.
   std::string variant;
+  // Inference through the exactly rewritten network (folded BatchNorm, channels-last,
+  // fused soft-argmax decoder); false keeps the straightforward module tree, for
+  // checking and bisecting. bf16 on a CPU always takes the straightforward path.
+  bool optimize = true;
+};
+
+// Wall time of one predict() per stage, in milliseconds.
+struct StageTimes {
+  double backbone_ms = 0;
+  double head_ms = 0;
+  double decode_ms = 0;  // soft-argmax (and the flip-test mapping)
 };
 
 class PoseModel {
@@ -48,6 +59,11 @@ class PoseModel {
   // mapped back (x -> W - 1 - x, flip pairs swapped); the flip-test result is
   // (plain + flipped) / 2.
   void predict(const float* input, int n, float* plain, float* flipped) const;
+  // The same, also timing each stage (synchronising the device between stages).
+  void predict(const float* input, int n, float* plain, float* flipped, StageTimes* times) const;
+  // Whether predict() runs the optimized network (ModelOptions::optimize and a device /
+  // precision it supports).
+  bool optimized() const;
 
   static bool cuda_available();
   static int cuda_device_count();

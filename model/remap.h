@@ -19,6 +19,7 @@ struct RemapRule {
 const std::vector<RemapRule>& default_remap_rules();
 
 // Applies every rule in order to every entry; throws cnp::Error if two keys collide.
-NamedTensors remap_keys(NamedTensors tensors, const std::vector<RemapRule>& rules = default_remap_rules());
+NamedTensors remap_keys(NamedTensors tensors,
+                        const std::vector<RemapRule>& rules = default_remap_rules());
 
 }  // namespace cnp::model

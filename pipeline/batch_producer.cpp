@@ -1,6 +1,7 @@
 #include "pipeline/batch_producer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 
 #include "data/preprocess.h"
@@ -8,12 +9,13 @@
 namespace cnp::pipeline {
 
 BatchProducer::BatchProducer(int64_t count, int batch_size, bool skip_bad, CropSource source,
-                             Describe describe, int queue_depth)
+                             Describe describe, int threads, int queue_depth)
     : count_(count),
       batch_size_(std::max(1, batch_size)),
       skip_bad_(skip_bad),
       source_(std::move(source)),
       describe_(std::move(describe)),
+      threads_(std::max(1, threads)),
       queue_depth_(static_cast<size_t>(std::max(1, queue_depth))) {
   thread_ = std::thread([this] { run(); });
 }
@@ -27,8 +29,37 @@ BatchProducer::~BatchProducer() {
   thread_.join();
 }
 
+bool BatchProducer::fill(PreparedBatch& batch, std::vector<std::string>& errors) {
+  std::atomic<int> next_sample{0};
+  std::atomic<bool> stopped{false};
+  auto work = [&] {
+    std::vector<uint8_t> crop(data::kCropBytes);
+    for (int i = next_sample++; i < batch.count; i = next_sample++) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stop_) {
+          stopped = true;
+          return;
+        }
+      }
+      try {
+        source_(batch.first + i, crop.data());
+        data::normalize_crop(crop.data(),
+                             batch.input.data() + static_cast<size_t>(i) * data::kInputFloats);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+        if (errors[i].empty()) errors[i] = "unknown error";
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < std::min(threads_, batch.count); ++t) helpers.emplace_back(work);
+  work();
+  for (auto& helper : helpers) helper.join();
+  return !stopped;
+}
+
 void BatchProducer::run() {
-  std::vector<uint8_t> crop(data::kCropBytes);
   bool failed = false;
   for (int64_t first = 0; first < count_ && !failed; first += batch_size_) {
     PreparedBatch batch;
@@ -36,25 +67,19 @@ void BatchProducer::run() {
     batch.count = static_cast<int>(std::min<int64_t>(batch_size_, count_ - first));
     batch.input.assign(static_cast<size_t>(batch.count) * data::kInputFloats, 0.0f);
     batch.bad.assign(batch.count, 0);
-    for (int i = 0; i < batch.count; ++i) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (stop_) break;
+    std::vector<std::string> errors(batch.count);
+    if (!fill(batch, errors)) break;
+    // The first failing sample in sample order decides, whatever order the workers ran in.
+    for (int i = 0; i < batch.count && !failed; ++i) {
+      if (errors[i].empty()) continue;
+      if (skip_bad_) {
+        batch.bad[i] = 1;
+        std::fill_n(batch.input.data() + static_cast<size_t>(i) * data::kInputFloats,
+                    data::kInputFloats, 0.0f);
+        continue;
       }
-      const int64_t index = first + i;
-      try {
-        source_(index, crop.data());
-        data::normalize_crop(crop.data(),
-                             batch.input.data() + static_cast<size_t>(i) * data::kInputFloats);
-      } catch (const std::exception& e) {
-        if (skip_bad_) {
-          batch.bad[i] = 1;
-          continue;
-        }
-        batch.error = describe_(index) + ": " + e.what();
-        failed = true;
-        break;
-      }
+      batch.error = describe_(batch.first + i) + ": " + errors[i];
+      failed = true;
     }
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [this] { return stop_ || queue_.size() < queue_depth_; });

@@ -1,6 +1,7 @@
 #pragma once
-// Prepares the next batch of normalised network inputs on a background thread
-// while the model runs the current one (decode + crop + normalise overlap inference).
+// Prepares the next batch of normalised network inputs in the background while the model runs
+// the current one (decode + crop + normalise overlap inference). A batch's samples are decoded by
+// `threads` workers at once, so JPEG decoding uses all of a rank's cores, not one thread.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -23,7 +24,7 @@ struct PreparedBatch {
 class BatchProducer {
  public:
   // Fills `crop` (256x256x3 uint8 BGR) for shard sample i; throws cnp::Error on a
-  // missing or corrupt image.
+  // missing or corrupt image. Called from several threads at once (distinct indices).
   using CropSource = std::function<void(int64_t index, uint8_t* crop)>;
   // Names sample i in an error message ("sample 123 (s_11_.../..._000001.jpg)").
   using Describe = std::function<std::string(int64_t index)>;
@@ -31,7 +32,7 @@ class BatchProducer {
   // With skip_bad, a failing sample is marked bad (zero input) and the batch goes
   // on; without, the batch carries the first error and production stops.
   BatchProducer(int64_t count, int batch_size, bool skip_bad, CropSource source, Describe describe,
-                int queue_depth = 2);
+                int threads = 1, int queue_depth = 2);
   ~BatchProducer();
   BatchProducer(const BatchProducer&) = delete;
   BatchProducer& operator=(const BatchProducer&) = delete;
@@ -43,12 +44,15 @@ class BatchProducer {
 
  private:
   void run();
+  // Decodes and normalises one batch's samples on threads_ workers; false once stopped.
+  bool fill(PreparedBatch& batch, std::vector<std::string>& errors);
 
   int64_t count_;
   int batch_size_;
   bool skip_bad_;
   CropSource source_;
   Describe describe_;
+  int threads_;
   size_t queue_depth_;
 
   mutable std::mutex mutex_;

@@ -41,18 +41,34 @@ double percentile_sorted(const std::vector<double>& sorted, double q) {
   return sorted[below] + (sorted[above] - sorted[below]) * frac;
 }
 
+double percentile_selected(std::vector<double>& values, double q) {
+  if (values.empty()) throw Error("percentile of no values");
+  const double pos = q * static_cast<double>(values.size() - 1);
+  const size_t below = static_cast<size_t>(std::floor(pos));
+  std::nth_element(values.begin(), values.begin() + below, values.end());
+  const double a = values[below];
+  if (below + 1 >= values.size()) return a;
+  const double b = *std::min_element(values.begin() + below + 1, values.end());
+  return a + (b - a) * (pos - static_cast<double>(below));
+}
+
 Resampler::Resampler(int clusters, int resamples, uint64_t seed)
     : clusters_(clusters), resamples_(resamples) {
   if (clusters <= 0) throw Error("bootstrap: no sequences to resample");
   if (resamples <= 0) throw Error("bootstrap: resamples must be positive");
   SplitMix64 rng(seed);
   const size_t total = static_cast<size_t>(clusters) * static_cast<size_t>(resamples);
-  if (clusters <= 65535) {
-    draws_.resize(total);
-    for (auto& d : draws_) d = static_cast<uint16_t>(rng.below(static_cast<uint32_t>(clusters)));
+  auto fill = [&](auto& multiplicity) {
+    multiplicity.assign(total, 0);
+    for (int b = 0; b < resamples; ++b) {
+      auto* row = multiplicity.data() + static_cast<size_t>(b) * clusters;
+      for (int i = 0; i < clusters; ++i) ++row[rng.below(static_cast<uint32_t>(clusters))];
+    }
+  };
+  if (clusters <= 255) {
+    fill(small_);
   } else {
-    wide_draws_.resize(total);
-    for (auto& d : wide_draws_) d = rng.below(static_cast<uint32_t>(clusters));
+    fill(large_);
   }
 }
 
@@ -71,26 +87,26 @@ Interval Resampler::mean_ci(const std::vector<double>& sums,
   if (n <= 0) throw Error("bootstrap: no frames");
   out.mean = total / n;
   std::vector<double> stats(static_cast<size_t>(resamples_));
-  auto run = [&](const auto* draws) {
+  auto run = [&](const auto* multiplicity) {
     for (int b = 0; b < resamples_; ++b) {
-      const auto* row = draws + static_cast<size_t>(b) * clusters_;
+      const auto* row = multiplicity + static_cast<size_t>(b) * clusters_;
       double s = 0, k = 0;
       for (int i = 0; i < clusters_; ++i) {
-        s += sums[row[i]];
-        k += counts[row[i]];
+        const double w = row[i];
+        s += w * sums[i];
+        k += w * counts[i];
       }
       // A draw of only empty clusters has no frames: its mean is the observed one.
       stats[b] = k > 0 ? s / k : out.mean;
     }
   };
-  if (!draws_.empty()) {
-    run(draws_.data());
+  if (!small_.empty()) {
+    run(small_.data());
   } else {
-    run(wide_draws_.data());
+    run(large_.data());
   }
-  std::sort(stats.begin(), stats.end());
-  out.lo = percentile_sorted(stats, 0.025);
-  out.hi = percentile_sorted(stats, 0.975);
+  out.lo = percentile_selected(stats, 0.025);
+  out.hi = percentile_selected(stats, 0.975);
   return out;
 }
 

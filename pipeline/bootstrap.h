@@ -35,11 +35,16 @@ class Resampler {
 
  private:
   int clusters_, resamples_;
-  std::vector<uint16_t> draws_;       // resamples x clusters (cluster counts fit in 16 bits)
-  std::vector<uint32_t> wide_draws_;  // used instead when there are more than 65,535 clusters
+  // How often each cluster was drawn, resamples x clusters: a resampled mean is then
+  // two dot products over contiguous memory instead of `clusters` scattered loads.
+  // A multiplicity never exceeds the cluster count, so 8 bits hold it up to 255 clusters.
+  std::vector<uint8_t> small_;
+  std::vector<uint32_t> large_;
 };
 
 // Percentile of sorted values with linear interpolation (numpy's default), q in [0, 1].
 double percentile_sorted(const std::vector<double>& sorted, double q);
+// The same for unsorted values, by selection (reorders `values`).
+double percentile_selected(std::vector<double>& values, double q);
 
 }  // namespace cnp::pipeline

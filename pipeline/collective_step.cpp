@@ -4,11 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
-#include <new>
-
-#include "common/error.h"
 
 namespace cnp::pipeline {
 
@@ -56,14 +52,6 @@ void install_fatal_mpi_errors() {
   MPI_Comm_create_errhandler(on_mpi_error, &handler);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, handler);
   MPI_Errhandler_free(&handler);
-}
-
-void inject_test_failure(const Mpi& mpi, const char* stage) {
-  const char* rank = std::getenv("CNP_TEST_FAIL_RANK");
-  const char* wanted = std::getenv("CNP_TEST_FAIL_STAGE");
-  if (!rank || !wanted || std::atoi(rank) != mpi.rank || std::strcmp(wanted, stage) != 0) return;
-  if (std::strcmp(stage, "alloc") == 0) throw std::bad_alloc();
-  throw Error(std::string("injected test failure at ") + stage);
 }
 
 std::vector<std::string> gather_strings(const Mpi& mpi, const std::string& text) {

@@ -28,11 +28,6 @@ Mpi init_mpi();
 [[noreturn]] void abort_every_rank(const std::string& message);
 void install_fatal_mpi_errors();
 
-// Test hook: throws when $CNP_TEST_FAIL_RANK is this rank and $CNP_TEST_FAIL_STAGE
-// is `stage` ("alloc" throws std::bad_alloc, any other stage a cnp::Error). Lets a
-// test make one rank fail where the others are already inside a collective.
-void inject_test_failure(const Mpi& mpi, const char* stage);
-
 // One string per rank to rank 0 (rank order); empty elsewhere. Collective.
 std::vector<std::string> gather_strings(const Mpi& mpi, const std::string& text);
 

@@ -1,7 +1,7 @@
 #pragma once
-// Gathering every rank's per-sample outputs to rank 0 in sample order. The MPI
-// path always exists; with CNP_HAVE_NCCL and a CUDA device the NCCL path moves the
-// same bytes through device buffers (pipeline/nccl_gather.cpp).
+// Gathering every rank's per-sample outputs to rank 0 in sample order, with MPI: a pass's
+// coordinates are about 2 MB in all, too little for NCCL to matter (docs/gpu.md); NCCL carries
+// the checkpoint weights instead (pipeline/weight_broadcast.h).
 #include <mpi.h>
 
 #include <cstdint>
@@ -20,12 +20,6 @@ class FloatGather {
 };
 
 std::unique_ptr<FloatGather> make_mpi_gather(MPI_Comm comm);
-
-#ifdef CNP_HAVE_NCCL
-// One NCCL communicator over `comm` (unique id broadcast with MPI) on CUDA device
-// `cuda_device`. Collective; throws cnp::Error on a CUDA/NCCL failure.
-std::unique_ptr<FloatGather> make_nccl_gather(MPI_Comm comm, int cuda_device);
-#endif
 
 // MPI_Gatherv of bytes (the kept-sample masks), counts per rank, rank order.
 void gather_bytes(MPI_Comm comm, const uint8_t* local, const std::vector<int64_t>& counts,

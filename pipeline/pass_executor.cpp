@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <mutex>
 
 #include "common/error.h"
 #include "data/h36m.h"
@@ -13,16 +14,13 @@
 #include "model/pose_model.h"
 #include "pipeline/batch_producer.h"
 #include "pipeline/runtime.h"
+#include "pipeline/stop_signals.h"
+#include "pipeline/test_hooks.h"
 
 namespace cnp::pipeline {
 namespace {
 
 constexpr double kProgressSeconds = 5.0;
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int signal_number) {
-  g_stop_signal = signal_number;
-}
 
 std::string sample_name(const data::Sample& sample) {
   return "sample " + std::to_string(sample.image_id) + " (" + sample.image_file + ")";
@@ -50,15 +48,6 @@ void log_progress(RunState& state, int64_t pass_done, int64_t pass_total, size_t
 
 }  // namespace
 
-void install_stop_handlers() {
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGUSR1, on_stop_signal);
-}
-
-bool stop_requested() {
-  return g_stop_signal != 0;
-}
-
 double pass_cost_per_sample(const Plan& plan, size_t p, bool flip) {
   const auto& arch = plan.registry.get(plan.passes[p].variant).arch;
   return model::mac_count(arch) * 1e-9 * (flip ? 2 : 1);
@@ -74,11 +63,13 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   const int64_t total = static_cast<int64_t>(samples.size());
   const ShardRange shard = shard_range(total, mpi.rank, mpi.size);
 
-  // Every rank loads the same checkpoint into the variant's architecture.
+  // Rank 0 reads the checkpoint and sends it to every rank; each loads it into the variant's
+  // architecture.
   std::unique_ptr<model::PoseModel> net;
   std::string local_error;
   try {
-    const model::Checkpoint checkpoint = model::read_checkpoint(pass.checkpoint);
+    const model::Checkpoint checkpoint =
+        broadcast_checkpoint(mpi.comm, *state.weights, pass.checkpoint);
     model::ModelOptions options;
     options.device = state.device;
     options.precision = plan.config.runtime.precision;
@@ -100,6 +91,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     store.bad.assign(static_cast<size_t>(shard.size()), 0);
   }
   const bool from_store = store.enabled && store.filled;
+  std::mutex cache_mutex;  // HDF5 (Debian's build) is not thread-safe; JPEG decoding is
   auto source = [&](int64_t index, uint8_t* crop) {
     uint8_t* stored = store.enabled ? store.crops.data() + index * data::kCropBytes : nullptr;
     if (from_store) {
@@ -110,6 +102,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     const data::Sample& sample = samples[shard.begin + index];
     try {
       if (set_state.cache) {
+        std::lock_guard<std::mutex> lock(cache_mutex);
         set_state.cache->read_crops(shard.begin + index, 1, crop);
       } else {
         data::crop_image_file(data::image_path(set.options.root, sample), sample.bbox, crop);
@@ -122,14 +115,14 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   };
   auto describe = [&](int64_t index) { return sample_name(samples[shard.begin + index]); };
 
-  inject_test_failure(mpi, "alloc");
+  test_hook(mpi.rank, "alloc");
   std::vector<float> local_plain(static_cast<size_t>(shard.size()) * kCoords, 0.0f);
   std::vector<float> local_flipped(need_flip ? local_plain.size() : 0, 0.0f);
   std::vector<uint8_t> local_bad(static_cast<size_t>(shard.size()), 0);
 
   const int64_t rounds = batch_rounds(total, mpi.size, state.batch_size);
   BatchProducer producer(shard.size(), state.batch_size, plan.config.dataset.skip_bad_samples,
-                         source, describe);
+                         source, describe, state.threads);
   bool preempted = false;
   bool failed = false;
   int64_t pass_done = 0;
@@ -151,7 +144,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
       }
     }
     // One cheap collective per batch: stop requests, failures, progress.
-    int64_t local[3] = {g_stop_signal ? 1 : 0, local_error.empty() ? 0 : 1, produced};
+    int64_t local[3] = {stop_requested() ? 1 : 0, local_error.empty() ? 0 : 1, produced};
     int64_t summed[3] = {0, 0, 0};
     MPI_Allreduce(local, summed, 3, MPI_INT64_T, MPI_SUM, mpi.comm);
     pass_done += summed[2];
@@ -173,7 +166,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   if (preempted) return PassOutcome::Preempted;
   if (store.enabled && !from_store) store.filled = producer.finished();
 
-  inject_test_failure(mpi, "gather");
+  test_hook(mpi.rank, "gather");
   // Gather in sample order: contiguous shards in rank order are exactly that.
   std::vector<int64_t> coord_counts(mpi.size), sample_counts(mpi.size);
   for (int r = 0; r < mpi.size; ++r) {

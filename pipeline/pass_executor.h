@@ -13,6 +13,7 @@
 #include "pipeline/collective_step.h"
 #include "pipeline/gather.h"
 #include "pipeline/sweep_plan.h"
+#include "pipeline/weight_broadcast.h"
 
 namespace cnp::pipeline {
 
@@ -20,10 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 // Floats per sample and half (plain / flipped).
 constexpr int kCoords = data::kNumJoints * 3;
-
-// SIGTERM / SIGUSR1 set a flag; the executor stops at the next batch boundary.
-void install_stop_handlers();
-bool stop_requested();
 
 // Decoded crops kept per rank and sample set across passes when they fit the budget.
 struct CropStore {
@@ -49,6 +46,7 @@ struct RunState {
   int batch_size = 8;
   int64_t crop_budget_bytes = 0;
   std::unique_ptr<FloatGather> gather;
+  std::unique_ptr<ByteBroadcast> weights;  // checkpoints: read on rank 0, sent to every rank
   // Progress (rank 0).
   Clock::time_point start;
   Clock::time_point pass_start;
@@ -58,6 +56,9 @@ struct RunState {
   double pass_cost_per_sample = 0;
   int jobs_finished = 0;
   int jobs_computed = 0;
+  // Rank 0: jobs that failed alone (a non-finite result); the sweep goes on, exits 1.
+  std::vector<std::string> job_failures;
+  std::vector<std::string> hosts;  // rank 0: every rank's host name, by rank (provenance)
   Clock::time_point last_progress;
 };
 

@@ -4,7 +4,6 @@
 
 #include <cairo-svg.h>
 #include <cairo.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "data/h36m.h"
 
 namespace cnp::pipeline {
@@ -126,7 +126,7 @@ void render(cairo_t* cr, const std::vector<Panel>& panels, double bottom) {
 
 void write_atomic_surface(const std::string& path,
                           const std::function<void(const std::string&)>& w) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_name(path);
   try {
     w(tmp);
     fs::rename(tmp, path);
@@ -310,7 +310,7 @@ std::vector<Panel> epoch_panels(const ojson& c) {
                               cairo_stroke(cr);
                             }
                             cairo_new_path(cr);
-               cairo_arc(cr, to_x(p.epoch), to_y(p.value), 3.5, 0, 2 * M_PI);
+                            cairo_arc(cr, to_x(p.epoch), to_y(p.value), 3.5, 0, 2 * M_PI);
                             cairo_fill(cr);
                           }
                           legend_entry(cr, b.x + b.w + 14, ly, col, !s.flip, false, label);
@@ -335,19 +335,30 @@ std::vector<Panel> bar_panels(const ojson& c, const char* table, const std::stri
       for (const auto& [name, value] : v[table].items()) hi = std::max(hi, value.get<double>());
     }
     if (variants.empty()) continue;
+    // Only categories some variant has (a sweep over a few actions shows no empty slots).
+    std::vector<std::string> shown;
+    for (const auto& name : categories) {
+      for (const ojson* v : variants) {
+        if ((*v)[table].contains(name)) {
+          shown.push_back(name);
+          break;
+        }
+      }
+    }
     const Axis y = nice_axis(0, hi * 1.05, true);
     panels.push_back(
         {"Protocol " + std::to_string(protocol) + ": " + what + ", best job of each variant",
          [=](cairo_t* cr, const Box& b) {
            const auto to_y = draw_y_axis(cr, b, y, headline_label(protocol));
-           const double group = b.w / static_cast<double>(categories.size());
+           // Groups at most 120 px wide: a single action is not one wall-to-wall bar.
+           const double group = std::min(120.0, b.w / static_cast<double>(shown.size()));
            const double bar = group * 0.8 / static_cast<double>(variants.size());
-           for (size_t k = 0; k < categories.size(); ++k) {
+           for (size_t k = 0; k < shown.size(); ++k) {
              const double gx = b.x + group * static_cast<double>(k) + group * 0.1;
              for (size_t i = 0; i < variants.size(); ++i) {
                const ojson& values = (*variants[i])[table];
-               if (!values.contains(categories[k])) continue;
-               const double v = values[categories[k]].get<double>();
+               if (!values.contains(shown[k])) continue;
+               const double v = values[shown[k]].get<double>();
                set_color(cr, color_of(colors.at((*variants[i])["variant"].get<std::string>())));
                cairo_rectangle(cr, gx + bar * static_cast<double>(i), to_y(v), bar * 0.92,
                                to_y(y.lo) - to_y(v));
@@ -355,8 +366,8 @@ std::vector<Panel> bar_panels(const ojson& c, const char* table, const std::stri
              }
              cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
              // Labels slanted so long action names never overlap their neighbours.
-             text(cr, b.x + group * (static_cast<double>(k) + 0.5), b.y + b.h + 10, categories[k],
-                  11, 1.0, -M_PI / 4);
+             text(cr, b.x + group * (static_cast<double>(k) + 0.5), b.y + b.h + 10, shown[k], 11,
+                  1.0, -M_PI / 4);
            }
            double ly = b.y + 8;
            for (const ojson* v : variants) {

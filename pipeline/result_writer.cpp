@@ -1,23 +1,84 @@
 #include "pipeline/result_writer.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
+#include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/version.h"
 #include "data/preprocess.h"
 #include "jobs/grid.h"
 #include "pipeline/metrics.h"
 #include "pipeline/report.h"
+#include "pipeline/samples_h5.h"
 
 namespace cnp::pipeline {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+bool finite(const Joints& joints) {
+  for (const auto& joint : joints) {
+    for (double value : joint) {
+      if (!std::isfinite(value)) return false;
+    }
+  }
+  return true;
+}
+
+// Empty when every number of the sample is finite; else why not, naming the sample.
+std::string non_finite_reason(const float* coords, const Joints& camera, const SampleResult& result,
+                              const data::Sample& sample) {
+  const std::string who =
+      "sample " + std::to_string(sample.image_id) + " (" + sample.image_file + ")";
+  for (int k = 0; k < kCoords; ++k) {
+    if (!std::isfinite(coords[k]))
+      return "the network output for " + who + " is not finite (NaN or infinite weights?)";
+  }
+  if (!finite(camera)) {
+    return "camera coordinates of " + who + " are not finite (focal length " +
+           std::to_string(sample.f[0]) + ", " + std::to_string(sample.f[1]) + ", root depth " +
+           std::to_string(sample.root_cam[2]) + ")";
+  }
+  bool errors_finite = true;
+  for (const auto& mode : result.joint_error) {
+    for (double value : mode) errors_finite = errors_finite && std::isfinite(value);
+  }
+  if (!errors_finite || !finite(result.pred_relative) || !finite(result.pred_aligned)) {
+    return "the errors of " + who + " are not finite";
+  }
+  return "";
+}
+
+// "2026-11-26T12:00:00Z" of a steady-clock instant of this process.
+std::string utc_time(Clock::time_point t) {
+  const auto wall =
+      std::chrono::system_clock::now() -
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t);
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(wall);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+}  // namespace
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown";
+  return name;
+}
 
 void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& outputs,
                         double seconds) {
@@ -38,6 +99,7 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     std::vector<const data::Sample*> kept;
     int64_t skipped = 0;
     std::array<float, kCoords> coords{};
+    std::string non_finite;
     for (int64_t i : protocol_indices(set.set, job.protocol)) {
       if (bad[i]) {
         ++skipped;
@@ -53,8 +115,18 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
       const data::Sample& sample = set.set.samples[i];
       const Joints camera = heatmap_to_camera(coords.data(), heatmap, arch.depth_dim, sample);
       results.push_back(evaluate_sample(camera, sample));
+      non_finite = non_finite_reason(coords.data(), camera, results.back(), sample);
+      if (!non_finite.empty()) break;
       accumulator.add(results.back());
       kept.push_back(&sample);
+    }
+    if (!non_finite.empty()) {
+      // A null in a job file would break every later rerun and `cnp compare`: the
+      // job fails alone, nothing is written for it, the other jobs go on.
+      state.job_failures.push_back(pass.checkpoint + ": job " + job.stem() + ": " + non_finite +
+                                   "; nothing was written for this job");
+      spdlog::error("{}", state.job_failures.back());
+      continue;
     }
     // Samples dropped while loading cannot be told apart by subject (SkippedSample has
     // only the image id), so they count for jobs over the whole sample set.
@@ -75,7 +147,11 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     result.sample_every = plan.config.dataset.sample_every;
     result.dataset_root = plan.config.dataset.root;
     result.precision = plan.config.runtime.precision;
-    // Predictions first: the job file marks the job finished for resume.
+    // Per-sample errors and predictions first: the job file marks the job finished.
+    update_samples_file(
+        (fs::path(plan.config.output) / kSamplesFile).string(),
+        {{job.stem(),
+          {job.variant, job.epoch, job.protocol, job.flip, job.bbox, accumulator.samples()}}});
     write_file_atomic(jobs::job_predictions_path(plan.config.output, job),
                       predictions_to_json(results, kept, job.protocol));
     write_file_atomic(jobs::job_result_path(plan.config.output, job), job_result_to_json(result));
@@ -106,11 +182,24 @@ void write_summary(const RunState& state, const SweepCounts& counts, bool preemp
   summary["batch_size"] = state.batch_size;
   summary["threads_per_rank"] = state.threads;
   summary["gather"] = state.gather ? state.gather->name() : "mpi";
+  summary["weights_broadcast"] = state.weights ? state.weights->name() : "mpi";
+  summary["jobs_failed"] = state.job_failures;
+  summary["provenance"] = {{"cnp_version", CNP_VERSION},
+                           {"git_commit", CNP_GIT_COMMIT},
+                           {"libtorch_version", CNP_LIBTORCH_VERSION},
+                           {"device", state.device},
+                           {"precision", state.plan.config.runtime.precision},
+                           {"hosts", state.hosts},
+                           {"ranks", state.mpi.size},
+                           {"started", utc_time(state.start)},
+                           {"finished", utc_time(Clock::now())}};
   write_file_atomic((fs::path(state.plan.config.output) / "run_summary.json").string(),
                     summary.dump(2) + "\n");
 }
 
 void write_sweep_comparison(const Plan& plan) {
+  // No job finished (every one failed alone): nothing to compare.
+  if (!fs::exists(fs::path(plan.config.output) / "jobs")) return;
   std::set<std::string> stems;
   for (const auto& job : plan.jobs) stems.insert(job.stem());
   std::vector<JobResult> results;

@@ -3,6 +3,7 @@
 // metrics, writes <output>/jobs/<stem>.json and its predictions, and at the end the
 // comparison table and run_summary.json. Runs on rank 0 only; no collectives.
 #include <cstddef>
+#include <string>
 
 #include "pipeline/pass_executor.h"
 
@@ -19,7 +20,11 @@ struct SweepCounts {
   int jobs_skipped = 0;
 };
 
-// <output>/run_summary.json.
+// This machine's host name, for the provenance in run_summary.json.
+std::string host_name();
+
+// <output>/run_summary.json, with "provenance" (version, commit, LibTorch, device,
+// precision, hosts of every rank, start and end times).
 void write_summary(const RunState& state, const SweepCounts& counts, bool preempted);
 
 // comparison.csv/.md over this sweep's jobs (those on disk, including resumed ones).

@@ -25,11 +25,21 @@ int64_t batch_rounds(int64_t total, int ranks, int batch_size) {
 
 int resolve_threads_per_rank(int configured, const char* slurm_cpus_per_task, int hardware_cores,
                              int local_ranks) {
-  if (configured > 0) return configured;
+  // More than 4 threads per core only thrashes (a typo once spawned 20,000 threads).
+  const long limit = 4L * std::max(1, hardware_cores);
+  auto bounded = [&](long value, const std::string& source) {
+    if (value > limit) {
+      throw Error(source + ": " + std::to_string(value) + " threads per rank exceed 4 x the " +
+                  std::to_string(std::max(1, hardware_cores)) + " hardware cores of this node (" +
+                  std::to_string(limit) + ")");
+    }
+    return static_cast<int>(value);
+  };
+  if (configured > 0) return bounded(configured, "runtime.threads_per_rank");
   if (slurm_cpus_per_task && *slurm_cpus_per_task) {
     char* end = nullptr;
     const long value = std::strtol(slurm_cpus_per_task, &end, 10);
-    if (end && *end == '\0' && value > 0) return static_cast<int>(value);
+    if (end && *end == '\0' && value > 0) return bounded(value, "SLURM_CPUS_PER_TASK");
   }
   return std::max(1, hardware_cores / std::max(1, local_ranks));
 }

@@ -23,7 +23,8 @@ int64_t max_shard_size(int64_t total, int ranks);
 int64_t batch_rounds(int64_t total, int ranks, int batch_size);
 
 // runtime.threads_per_rank (> 0) wins, then $SLURM_CPUS_PER_TASK (a positive int),
-// then hardware cores / ranks on this node; at least 1.
+// then hardware cores / ranks on this node; at least 1. More than 4 x hardware cores
+// is a cnp::Error naming the source (runtime.threads_per_rank, SLURM_CPUS_PER_TASK).
 int resolve_threads_per_rank(int configured, const char* slurm_cpus_per_task, int hardware_cores,
                              int local_ranks);
 

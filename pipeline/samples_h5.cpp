@@ -2,7 +2,6 @@
 #include "pipeline/samples_h5.h"
 
 #include <hdf5.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstddef>
@@ -10,6 +9,7 @@
 #include <mutex>
 
 #include "common/error.h"
+#include "common/files.h"
 
 namespace cnp::pipeline {
 namespace {
@@ -209,14 +209,31 @@ std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
 
 void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs) {
   quiet_hdf5();
-  std::map<std::string, JobSamples> all;
-  if (fs::exists(path)) all = read_samples_file(path);
-  for (const auto& [stem, job] : jobs) all[stem] = job;
   const fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string tmp = temporary_name(path);
+  // Only adding datasets (a sweep finishing new jobs): copy the file and append, which
+  // costs a file copy instead of decoding and re-encoding every job. Replacing one
+  // rewrites everything, since HDF5 does not reclaim a deleted dataset's space.
+  bool append = fs::exists(path);
+  if (append) {
+    Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
+            path + ": cannot open as HDF5");
+    for (const auto& [stem, job] : jobs) {
+      if (H5Lexists(file.get(), stem.c_str(), H5P_DEFAULT) != 0) append = false;
+    }
+  }
   try {
-    {
+    if (append) {
+      fs::copy_file(path, tmp, fs::copy_options::overwrite_existing);
+      Id file(H5Fopen(tmp.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose,
+              tmp + ": cannot open as HDF5");
+      for (const auto& [stem, job] : jobs) write_job(file.get(), stem, job, path);
+      check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
+    } else {
+      std::map<std::string, JobSamples> all;
+      if (fs::exists(path)) all = read_samples_file(path);
+      for (const auto& [stem, job] : jobs) all[stem] = job;
       Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
               tmp + ": cannot create HDF5 file");
       for (const auto& [stem, job] : all) write_job(file.get(), stem, job, path);

@@ -21,7 +21,9 @@
 #include "pipeline/pass_executor.h"
 #include "pipeline/result_writer.h"
 #include "pipeline/runtime.h"
+#include "pipeline/stop_signals.h"
 #include "pipeline/sweep_plan.h"
+#include "pipeline/test_hooks.h"
 
 namespace cnp::pipeline {
 namespace {
@@ -73,6 +75,7 @@ bool open_caches(RunState& state, const std::vector<char>& pass_compute,
       if (!pass_compute[p] || done[s]) continue;
       done[s] = 1;
       SampleSet& set = plan.sets[s];
+      test_hook(mpi.rank, "cache");
       spdlog::info("cache: checking {} boxes, protocol {} under {}", set.key.bbox, set.key.protocol,
                    plan.config.dataset.cache);
       state.set_state[s].cache_path =
@@ -103,6 +106,7 @@ int run_sweep_steps(const SweepOptions& options) {
   state.start = Clock::now();
   state.last_progress = state.start;
   state.mpi = init_mpi();
+  state.hosts = gather_strings(state.mpi, host_name());
   const Mpi& mpi = state.mpi;
   Plan& plan = state.plan;
   std::vector<std::string> errors;
@@ -111,7 +115,7 @@ int run_sweep_steps(const SweepOptions& options) {
   if (mpi.rank != 0 && !spdlog::default_logger()->sinks().empty()) {
     spdlog::default_logger()->sinks().front()->set_level(spdlog::level::warn);
   }
-  install_stop_handlers();
+  install_stop_handlers(mpi.rank);
 
   // 1. Every rank parses the sweep; a bad file fails everywhere the same way.
   if (!collective_step(mpi, errors, [&] {
@@ -126,7 +130,9 @@ int run_sweep_steps(const SweepOptions& options) {
   std::vector<std::string> problems;
   if (mpi.rank == 0) {
     try {
+      test_hook(mpi.rank, "planning");
       plan_jobs(plan);
+      test_hook(mpi.rank, "validation");
       problems = validate_plan(plan, options.no_resume);
       state.device = resolve_device(plan.config.runtime.device, model::PoseModel::cuda_available(),
                                     model::PoseModel::cuda_device_count(), mpi.local_rank);
@@ -195,13 +201,14 @@ int run_sweep_steps(const SweepOptions& options) {
 
   // NCCL setup is itself collective: one rank's failure there cannot be agreed on (the
   // others wait inside it), so it escapes to abort_every_rank.
-  inject_test_failure(mpi, "gather_setup");
+  test_hook(mpi.rank, "gather_setup");
 #ifdef CNP_HAVE_NCCL
   if (is_cuda_device(state.device)) {
-    state.gather = make_nccl_gather(mpi.comm, cuda_device_index(state.device));
+    state.weights = make_nccl_broadcast(mpi.comm, cuda_device_index(state.device));
   }
 #endif
-  if (!state.gather) state.gather = make_mpi_gather(mpi.comm);
+  if (!state.weights) state.weights = make_mpi_broadcast(mpi.comm);
+  state.gather = make_mpi_gather(mpi.comm);
 
   SweepCounts counts;
   if (mpi.rank == 0) {
@@ -215,13 +222,14 @@ int run_sweep_steps(const SweepOptions& options) {
     }
     spdlog::info(
         "sweep {}: {} jobs in {} forward passes ({} to compute), {} rank(s), device {}, "
-        "batch {}, {} thread(s) per rank, gather {}",
+        "batch {}, {} thread(s) per rank, weights broadcast over {}",
         plan.config.name, plan.jobs.size(), plan.passes.size(),
         std::count(pass_compute.begin(), pass_compute.end(), 1), mpi.size, state.device,
-        state.batch_size, state.threads, state.gather->name());
+        state.batch_size, state.threads, state.weights->name());
   }
 
   // 5. Passes, one after another; each pass's jobs are on disk when it ends.
+  set_stop_mode(StopMode::AtBatchBoundary);
   bool preempted = false;
   for (size_t p = 0; p < plan.passes.size() && !preempted; ++p) {
     if (!pass_compute[p]) {
@@ -280,6 +288,17 @@ int run_sweep_steps(const SweepOptions& options) {
                      counts.jobs_skipped, plan.jobs.size(), plan.config.output);
       })) {
     return fail(mpi, errors);
+  }
+  int failed_jobs = static_cast<int>(state.job_failures.size());
+  MPI_Bcast(&failed_jobs, 1, MPI_INT, 0, mpi.comm);
+  if (failed_jobs > 0) {
+    if (mpi.rank == 0) {
+      std::cerr << "cnp_sweep: error: " << failed_jobs
+                << " job(s) failed, the others finished: " << state.job_failures[0] << std::endl;
+      for (const auto& failure : state.job_failures)
+        std::cerr << "cnp_sweep: error: " << failure << std::endl;
+    }
+    return kExitFailed;
   }
   return preempted ? kExitPreempted : kExitOk;
 }

@@ -24,7 +24,11 @@ $MPIRUN -np 2 "$SWEEP" configs/demo.yaml
 echo "== second epoch of XS: --set sweep.variants=[XS] --set sweep.epochs=[69,70] (epoch 70 resumes)"
 $MPIRUN -np 2 "$SWEEP" configs/demo.yaml --set 'sweep.variants=[XS]' --set 'sweep.epochs=[69,70]'
 
-echo "== cnp compare results/demo"
+echo "== cnp compare results/demo (tables, paired bootstrap intervals and pictures from samples.h5)"
 "$CNP" compare results/demo --output results/demo >/dev/null
 cat results/demo/comparison.md
-echo "== results in results/demo (jobs/, predictions/, comparison.md, run_summary.json, logs/)"
+echo "== results in results/demo (jobs/, predictions/, samples.h5, run_summary.json, logs/)"
+echo "== report:   $PWD/results/demo/comparison.html (open in a browser; also comparison.md, comparison.json)"
+for picture in epochs actions joints; do
+  echo "== picture:  $PWD/results/demo/$picture.svg ($picture.png beside it)"
+done

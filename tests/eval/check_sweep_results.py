@@ -7,8 +7,10 @@ root-relative, Thorax dropped; subjects per protocol; frame_idx % sample_every =
 ground-truth boxes sanitized as the reference does), recomputes the headline metric
 (protocol 2: MPJPE of the unaligned predictions; protocol 1: error of the already
 aligned predictions), its per-action and per-joint means, and checks num_samples,
-image ids, root_cam and bbox. Exits 1 naming the job on any mismatch above the
-tolerance; prints "OK <n> jobs" otherwise.
+image ids, root_cam and bbox. In a sweep's own output (run_summary.json present) it
+also checks samples.h5 (per-sample joint errors, same image ids; for protocol 2 the
+N-MPJPE, PCK3D@150 and AUC of REFERENCE 6a) and the summary's provenance. Exits 1 naming
+the job on any mismatch above the tolerance; prints "OK <n> jobs" otherwise.
 
 Usage: check_sweep_results.py --dataset ROOT --output RESULT_DIR
        [--bbox-root-p1 FILE] [--bbox-root-p2 FILE] [--tolerance MM]
@@ -126,8 +128,10 @@ def check_job(job_file, output, dataset, bbox_roots, tol):
     except (KeyError, TypeError) as e:
         raise Mismatch("missing key %s" % e)
     stem = "%s_e%d_p%d_%s" % (j["variant"], j["epoch"], protocol, "flip" if j["flip"] else "noflip")
-    if os.path.basename(job_file) != stem + ".json":
+    # Newer file names add the box source after the flip tag.
+    if os.path.basename(job_file) not in (stem + ".json", "%s_%s.json" % (stem, bbox)):
         raise Mismatch("file name does not match its job (%s)" % stem)
+    stem = os.path.basename(job_file)[:-len(".json")]
     want_headline = {1: "pa_mpjpe", 2: "mpjpe"}[protocol]
     if headline != want_headline:
         raise Mismatch("headline is %s, expected %s" % (headline, want_headline))
@@ -157,6 +161,7 @@ def check_job(job_file, output, dataset, bbox_roots, tol):
     per_action = {}
     per_joint = []
     sample_means = []
+    n_errors = []
     for p in preds:
         r = expected[p["image_id"]]
         gt = r["joints_cam"] - r["joints_cam"][0]
@@ -165,6 +170,10 @@ def check_job(job_file, output, dataset, bbox_roots, tol):
         if pred.shape != (17, 3):
             raise Mismatch("image %d: joint_cam has shape %s, expected 17 x 3" % (p["image_id"], pred.shape))
         err = np.sqrt(((pred - gt) ** 2).sum(axis=1))
+        # N-MPJPE (REFERENCE 6a): least-squares scale of the root-relative prediction.
+        denom = (pred * pred).sum()
+        scale = (pred * gt).sum() / denom if denom > 0 else 1.0
+        n_errors.append(np.sqrt(((scale * pred - gt) ** 2).sum(axis=1)))
         sample_means.append(err.mean())
         per_joint.append(err)
         per_action.setdefault(ACTIONS[r["action_idx"] - 2], []).append(err.mean())
@@ -200,6 +209,62 @@ def check_job(job_file, output, dataset, bbox_roots, tol):
         got = metrics.get("per_joint", {}).get(name, {}).get(headline)
         if got is None or not close(got, float(joint_means[k]), tol):
             raise Mismatch("per_joint %s %s is %s, recomputed %.6f" % (name, headline, got, joint_means[k]))
+    if protocol == 2:  # unaligned predictions: the 6a metrics can be recomputed
+        errs = np.array(per_joint)
+        want = {"n_mpjpe": float(np.mean(n_errors)), "pck3d_150": 100.0 * float(np.mean(errs < 150)),
+                "auc_0_150": 100.0 * float(np.mean([np.mean(errs < t) for t in range(0, 151, 5)]))}
+        for name, value in want.items():
+            if name in metrics and not close(metrics[name], value, tol):
+                raise Mismatch("%s is %s, recomputed %.6f" % (name, metrics[name], value))
+    if os.path.exists(os.path.join(output, "run_summary.json")):
+        check_samples(output, stem, j, ids, np.array(per_joint), np.array(n_errors), tol)
+
+
+def check_samples(output, stem, job, ids, joint_errors, n_errors, tol):
+    """samples.h5 holds this job's per-joint errors for exactly its predictions."""
+    import h5py
+    path = os.path.join(output, "samples.h5")
+    if not os.path.exists(path):
+        raise Mismatch("the sweep wrote no samples.h5")
+    with h5py.File(path, "r") as f:
+        if stem not in f:
+            raise Mismatch("samples.h5 has no dataset %s" % stem)
+        d = f[stem]
+        rows = d[()]
+        for key in ("variant", "bbox"):
+            got = d.attrs[key]
+            got = got.decode() if isinstance(got, bytes) else got
+            if got != job[key]:
+                raise Mismatch("samples.h5 %s: %s is %s" % (stem, key, got))
+        if int(d.attrs["epoch"]) != job["epoch"] or int(d.attrs["protocol"]) != job["protocol"] or bool(d.attrs["flip"]) != job["flip"]:
+            raise Mismatch("samples.h5 %s: attributes disagree with the job" % stem)
+    if rows["image_id"].tolist() != list(ids):
+        raise Mismatch("samples.h5 %s: image ids differ from the predictions" % stem)
+    headline = "pa_mpjpe" if job["protocol"] == 1 else "mpjpe"
+    # float32 storage: about 1e-5 mm at these magnitudes.
+    worst = np.abs(rows[headline].astype(np.float64) - joint_errors).max()
+    if worst > max(tol, 1e-3):
+        raise Mismatch("samples.h5 %s: %s per-joint errors differ by %.6f mm" % (stem, headline, worst))
+    if job["protocol"] == 2:
+        worst = np.abs(rows["n_mpjpe"].astype(np.float64) - n_errors).max()
+        if worst > max(tol, 1e-3):
+            raise Mismatch("samples.h5 %s: n_mpjpe per-joint errors differ by %.6f mm" % (stem, worst))
+
+
+def check_provenance(output):
+    path = os.path.join(output, "run_summary.json")
+    if not os.path.exists(path):
+        return
+    summary = load_json(path)
+    prov = summary.get("provenance")
+    keys = ["cnp_version", "git_commit", "libtorch_version", "device", "precision", "hosts", "ranks",
+            "started", "finished"]
+    if not isinstance(prov, dict) or any(k not in prov for k in keys):
+        raise Mismatch("run_summary.json: provenance lacks %s" % [k for k in keys if not isinstance(prov, dict) or k not in prov])
+    if len(prov["hosts"]) != prov["ranks"] or prov["ranks"] != summary.get("ranks"):
+        raise Mismatch("run_summary.json: %d hosts for %s ranks" % (len(prov["hosts"]), prov["ranks"]))
+    if not (prov["started"] <= prov["finished"]):
+        raise Mismatch("run_summary.json: started %s after finished %s" % (prov["started"], prov["finished"]))
 
 
 def main():
@@ -228,6 +293,11 @@ def main():
             print("check_sweep_results: %s: malformed result (%s: %s)" % (job_file, type(e).__name__, e),
                   file=sys.stderr)
             failures += 1
+    try:
+        check_provenance(args.output)
+    except Mismatch as e:
+        print("check_sweep_results: %s" % e, file=sys.stderr)
+        failures += 1
     if failures:
         print("check_sweep_results: %d of %d jobs failed" % (failures, len(job_files)), file=sys.stderr)
         return 1

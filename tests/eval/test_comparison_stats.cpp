@@ -3,7 +3,6 @@
 // samples.h5 with h5py), plus the job-file checks of `cnp compare`.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -126,7 +125,7 @@ TEST(ComparisonStats, SamplesFileRoundTripsAndUpdatesInPlace) {
   EXPECT_EQ(got.samples[3].camera, a.samples[3].camera);
   EXPECT_NEAR(got.samples[3].joint_error[kNMpjpe][5], a.samples[3].joint_error[kNMpjpe][5], 1e-4);
   EXPECT_EQ(stored.at("M_e69_p1_noflip").samples.size(), b.samples.size());
-  EXPECT_FALSE(fs::exists(path + ".tmp." + std::to_string(::getpid())));
+  EXPECT_FALSE(fs::exists(temporary_name(path)));
 }
 
 TEST(ComparisonStats, SamplesFileRejectsNegativeErrorsAndOtherFiles) {

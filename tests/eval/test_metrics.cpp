@@ -188,5 +188,74 @@ TEST(Metrics, BadActionIsAnError) {
   EXPECT_TRUE(acc.summary().overall.empty());
 }
 
+// REFERENCE 6a: N-MPJPE removes a global scale (only), PCK3D counts (sample, joint)
+// pairs under 150 mm, AUC averages PCK3D over 0, 5, ..., 150 mm.
+TEST(Metrics, NMpjpeRemovesScaleOnly) {
+  data::Sample sample;
+  sample.action_idx = 4;
+  for (int j = 0; j < data::kNumJoints; ++j)
+    sample.joints_cam[j] = {30.0 * (j % 5), -40.0 * (j % 3), 5000.0 + 20 * j};
+  Joints scaled = sample.joints_cam;
+  for (int j = 0; j < data::kNumJoints; ++j) {
+    for (int a = 0; a < 3; ++a) {
+      const double rel = sample.joints_cam[j][a] - sample.joints_cam[0][a];
+      scaled[j][a] = sample.joints_cam[0][a] + 0.8 * rel;
+    }
+  }
+  const SampleResult r = evaluate_sample(scaled, sample);
+  double mpjpe = 0;
+  for (int j = 0; j < kEvalJoints; ++j) {
+    EXPECT_NEAR(r.n_joint_error[j], 0.0, 1e-9) << j;
+    mpjpe += r.joint_error[0][j];
+  }
+  EXPECT_GT(mpjpe / kEvalJoints, 5.0);
+  // A rotation is not removed: N-MPJPE stays positive.
+  Joints turned = sample.joints_cam;
+  for (int j = 0; j < data::kNumJoints; ++j) {
+    const double x = turned[j][0] - sample.joints_cam[0][0];
+    const double z = turned[j][2] - sample.joints_cam[0][2];
+    turned[j][0] = sample.joints_cam[0][0] + z;
+    turned[j][2] = sample.joints_cam[0][2] - x;
+  }
+  const SampleResult t = evaluate_sample(turned, sample);
+  double n = 0;
+  for (double e : t.n_joint_error) n += e;
+  EXPECT_GT(n / kEvalJoints, 1.0);
+}
+
+TEST(Metrics, PckAndAucByDefinition) {
+  // Two samples; unaligned joint errors 0, 10, 20, ... (joint j of sample k: 10 j + 160 k).
+  std::vector<SampleErrors> samples(2);
+  for (int k = 0; k < 2; ++k) {
+    samples[k].image_id = k;
+    samples[k].action_idx = 2 + k;
+    for (int j = 0; j < kEvalJoints; ++j) {
+      samples[k].joint_error[kMpjpe][j] = 10.0 * j + 160.0 * k;
+      samples[k].joint_error[kPaMpjpe][j] = 1.0;
+      samples[k].joint_error[kNMpjpe][j] = 2.0 * k;
+    }
+  }
+  const MetricsSummary s = summarize(samples);
+  // Under 150 mm: joints 0..14 of sample 0 (15 of 34 pairs).
+  EXPECT_NEAR(s.overall.at(kPckMetric), 100.0 * 15 / 34, 1e-9);
+  // AUC: for threshold 5 i, sample 0 has ceil(i / 2) joints below (max 17), sample 1
+  // has joints with 160 + 10 j < 5 i.
+  double below = 0;
+  for (int i = 0; i <= 30; ++i) {
+    for (int j = 0; j < kEvalJoints; ++j) {
+      below += (10.0 * j < 5.0 * i) + (160.0 + 10.0 * j < 5.0 * i);
+    }
+  }
+  EXPECT_NEAR(s.overall.at(kAucMetric), 100.0 * below / (31 * 34), 1e-9);
+  EXPECT_NEAR(s.overall.at(kNMpjpeMetric), 1.0, 1e-12);
+  EXPECT_NEAR(s.overall.at("pa_mpjpe"), 1.0, 1e-12);
+  EXPECT_NEAR(s.per_action.at("Directions").at(kPckMetric), 100.0 * 15 / 17, 1e-9);
+  EXPECT_NEAR(s.per_action.at("Discussion").at(kPckMetric), 0.0, 1e-12);
+  EXPECT_NEAR(s.per_joint.at("Pelvis").at(kPckMetric), 50.0, 1e-12);
+  EXPECT_NEAR(s.per_joint.at("Pelvis").at("mpjpe"), 80.0, 1e-12);
+  EXPECT_DOUBLE_EQ(headline_sample_error(samples[1], 1), 1.0);
+  EXPECT_DOUBLE_EQ(headline_sample_error(samples[0], 2), 80.0);
+}
+
 }  // namespace
 }  // namespace cnp::pipeline

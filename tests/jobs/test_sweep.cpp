@@ -125,6 +125,7 @@ runtime:
   device: cpu
   precision: bf16
   threads_per_rank: 4
+  optimize: false
 )";
   const SweepConfig c = parse_sweep(yaml, "f.yaml");
   EXPECT_EQ(c.output, "out/full");
@@ -149,6 +150,8 @@ runtime:
   EXPECT_EQ(c.runtime.device, "cpu");
   EXPECT_EQ(c.runtime.precision, "bf16");
   EXPECT_EQ(c.runtime.threads_per_rank, 4);
+  EXPECT_FALSE(c.runtime.optimize);
+  EXPECT_TRUE(parse_sweep(edited({}), "t.yaml").runtime.optimize) << "optimized by default";
   const auto registry = c.registry();
   ASSERT_NE(registry.find("M-wide"), nullptr);
   ASSERT_NE(registry.find("L"), nullptr);
@@ -181,8 +184,8 @@ TEST(Sweep, UnknownKeysAtEveryLevel) {
     const std::string msg = error_of(edited({{13, "  batchsize: 8"}}));
     EXPECT_EQ(
         msg,
-        "t.yaml:13:3: unknown key 'batchsize' in runtime (expected: batch_size, device, precision, "
-        "threads_per_rank)");
+        "t.yaml:13:3: unknown key 'batchsize' in runtime (expected: batch_size, device, optimize, "
+        "precision, threads_per_rank)");
   }
   expect_error_at({{1, "nmae: ml"}}, 1, "nmae", "unknown key 'nmae'");
   expect_error_at({{4, "  boxes: gt"}}, 4, "boxes", "unknown key 'boxes' in dataset");
@@ -212,6 +215,8 @@ TEST(Sweep, WrongTypes) {
   expect_error_at({{9, "  epochs: [69, 70.5]"}}, 9, "70.5", "'sweep.epochs[1]' must be an integer");
   expect_error_at({{4, "  bbox: gt\n  skip_bad_samples: sometimes"}}, 5, "sometimes",
                   "'dataset.skip_bad_samples' must be true or false");
+  expect_error_at({{13, "  optimize: fast"}}, 13, "fast",
+                  "'runtime.optimize' must be true or false (got 'fast')");
 }
 
 TEST(Sweep, BadValues) {
@@ -229,6 +234,14 @@ TEST(Sweep, BadValues) {
   expect_error_at({{13, "  batch_size: big"}}, 13, "big",
                   "'runtime.batch_size' must be 'auto' or a positive integer");
   expect_error_at({{13, "  threads_per_rank: 0"}}, 13, "0", "'runtime.threads_per_rank'");
+  // Bounded: a million threads or a 5000-image batch is a typo, not a setting.
+  expect_error_at({{13, "  threads_per_rank: 1000000"}}, 13, "1000000",
+                  "'runtime.threads_per_rank' is 1000000; at most 256 is allowed");
+  expect_error_at({{13, "  batch_size: 5000"}}, 13, "5000",
+                  "'runtime.batch_size' is 5000; at most 4096 is allowed");
+  EXPECT_EQ(parse_sweep(edited({{13, "  batch_size: 4096\n  threads_per_rank: 256"}}), "t.yaml")
+                .runtime.batch_size,
+            4096);
   expect_error_at({{4, "  sample_every: 0"}}, 4, "0", "'dataset.sample_every' must be >= 1");
   expect_error_at({{9, "  epochs: \"70-60\""}}, 9, "\"", "sweep.epochs");
   expect_error_at({{9, "  epochs: abc"}}, 9, "abc", "bad epoch range 'abc'");

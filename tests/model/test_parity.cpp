@@ -86,6 +86,7 @@ class Parity : public ::testing::Test {
     const size_t size = static_cast<size_t>(n) * 18 * 3;
     std::vector<float> plain(size), flipped(size);
     model.predict(inputs_.data(), n, plain.data(), flipped.data());
+    EXPECT_TRUE(model.optimized()) << "the default options run the optimized network";
     const auto want_plain = read_floats(kWork + "/" + name + "_plain.bin");
     const auto want_flip = read_floats(kWork + "/" + name + "_flip.bin");
     ASSERT_EQ(want_plain.size(), size);
@@ -126,6 +127,33 @@ TEST_F(Parity, EveryVariantMatchesPythonPlainAndFlipped) {
       ASSERT_EQ(state[i].second.shape, remapped[i].second.shape) << state[i].first;
       ASSERT_EQ(state[i].second.bytes, remapped[i].second.bytes) << state[i].first;
     }
+  }
+}
+
+// The load-time rewrites (folded BatchNorm, channels-last, final conv before the last
+// upsample, fused decoder) against the straightforward module tree on the same weights.
+TEST_F(Parity, OptimizedNetworkMatchesTheStraightforwardOne) {
+  const int n = manifest_["batch"];
+  const size_t size = static_cast<size_t>(n) * 18 * 3;
+  for (const std::string& name : kVariants) {
+    SCOPED_TRACE(name);
+    const Checkpoint checkpoint = read_checkpoint(info(name)["checkpoint"]);
+    ModelOptions straightforward_options = options();
+    straightforward_options.optimize = false;
+    const auto straightforward = PoseModel::load(arch(name), checkpoint, straightforward_options);
+    const auto optimized = PoseModel::load(arch(name), checkpoint, options());
+    ASSERT_FALSE(straightforward->optimized());
+    ASSERT_TRUE(optimized->optimized());
+    std::vector<float> plain_a(size), flip_a(size), plain_b(size), flip_b(size);
+    straightforward->predict(inputs_.data(), n, plain_a.data(), flip_a.data());
+    optimized->predict(inputs_.data(), n, plain_b.data(), flip_b.data());
+    const double plain_error = max_abs_diff(plain_a, plain_b);
+    const double flip_error = max_abs_diff(flip_a, flip_b);
+    EXPECT_LT(plain_error, 1e-3) << "plain";
+    EXPECT_LT(flip_error, 1e-3) << "flipped";
+    EXPECT_GT(max_abs_diff(plain_a, flip_a), 0.5);
+    std::printf("[ parity ] %-2s max |optimized - straightforward|: plain %.2e, flipped %.2e\n",
+                name.c_str(), plain_error, flip_error);
   }
 }
 

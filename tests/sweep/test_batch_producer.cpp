@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <set>
+#include <thread>
 
 #include "common/error.h"
 #include "data/preprocess.h"
@@ -88,6 +90,51 @@ TEST(SweepBatchProducer, StopsCleanlyWhenAbandoned) {
     ASSERT_TRUE(producer.next(batch));
   }  // destructor must not wait for all 1000 samples
   EXPECT_LT(produced.load(), 1000);
+}
+
+}  // namespace
+}  // namespace cnp::pipeline
+
+namespace cnp::pipeline {
+namespace {
+
+// Several decode workers: the same inputs as one, sources really run at once, and the error
+// reported is the first failing sample in sample order, not the first to fail in time.
+TEST(SweepBatchProducer, DecodeThreadsGiveTheSameBatchesAndTheFirstErrorInOrder) {
+  std::atomic<int> running{0}, most_at_once{0};
+  auto slow_source = [&](int64_t index, uint8_t* crop) {
+    const int now = ++running;
+    int seen = most_at_once.load();
+    while (now > seen && !most_at_once.compare_exchange_weak(seen, now)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(index == 9 ? 1 : 20));
+    --running;
+    if (index == 6 || index == 9) throw Error("img" + std::to_string(index) + ".jpg: corrupt");
+    fake_crop(index, crop);
+  };
+  std::vector<float> single, multi;
+  for (int threads : {1, 4}) {
+    auto& out = threads == 1 ? single : multi;
+    BatchProducer producer(12, 8, true, slow_source, describe, threads);
+    PreparedBatch batch;
+    while (producer.next(batch)) {
+      for (int i = 0; i < batch.count; ++i) {
+        const int64_t index = batch.first + i;
+        EXPECT_EQ(batch.bad[i], index == 6 || index == 9 ? 1 : 0) << "sample " << index;
+      }
+      out.insert(out.end(), batch.input.begin(), batch.input.end());
+    }
+  }
+  EXPECT_GE(most_at_once.load(), 2);
+  ASSERT_EQ(single.size(), multi.size());
+  EXPECT_EQ(0, std::memcmp(single.data(), multi.data(), sizeof(float) * single.size()));
+
+  BatchProducer failing(12, 12, false, slow_source, describe, 4);
+  PreparedBatch batch;
+  ASSERT_TRUE(failing.next(batch));
+  EXPECT_EQ(batch.error, "sample 6: img6.jpg: corrupt");
+  EXPECT_FALSE(failing.next(batch));
+  EXPECT_FALSE(failing.finished());
 }
 
 }  // namespace

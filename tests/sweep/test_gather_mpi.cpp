@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <filesystem>
+
+#include "common/error.h"
 #include "pipeline/gather.h"
 #include "pipeline/runtime.h"
+#include "pipeline/weight_broadcast.h"
 
 namespace cnp::pipeline {
 namespace {
@@ -39,6 +43,71 @@ TEST(SweepGather, BlocksArriveInRankOrder) {
         ASSERT_EQ(all_bytes[i], static_cast<uint8_t>(i % 256));
       }
     }
+  }
+}
+
+model::TensorData tensor(model::DType dtype, std::vector<int64_t> shape, int seed) {
+  model::TensorData t;
+  t.dtype = dtype;
+  t.shape = std::move(shape);
+  t.bytes.resize(static_cast<size_t>(t.numel()) * model::dtype_size(dtype));
+  for (size_t i = 0; i < t.bytes.size(); ++i) t.bytes[i] = static_cast<uint8_t>(i * 31 + seed);
+  return t;
+}
+
+// Rank 0 reads the file; every rank gets the tensors and description rank 0 read, or rank 0's
+// error, the same on every rank.
+TEST(SweepWeightBroadcast, EveryRankGetsRankZerosCheckpointOrItsError) {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const std::string dir = std::string(CNP_TEST_WORK) + "/sweep_weight_broadcast";
+  const std::string path = dir + "/snapshot_7.pth.tar";
+  model::NamedTensors tensors = {
+      {"backbone.stem.weight", tensor(model::DType::Float32, {4, 3, 2, 2}, 1)},
+      {"head.norm.num_batches_tracked", tensor(model::DType::Int64, {}, 2)},
+      {"head.final_layer.bias", tensor(model::DType::Float16, {5}, 3)},
+      {"empty", tensor(model::DType::Float32, {0, 3}, 4)}};
+  if (rank == 0) {
+    std::filesystem::create_directories(dir);
+    model::write_checkpoint_zip(path, tensors, 7, "snapshot_7.pth");
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  auto transport = make_mpi_broadcast(MPI_COMM_WORLD);
+  const model::Checkpoint got = broadcast_checkpoint(MPI_COMM_WORLD, *transport, path);
+  EXPECT_EQ(got.path, path);
+  EXPECT_EQ(got.format, "zip");
+  EXPECT_EQ(got.archive_name, "snapshot_7.pth");
+  EXPECT_EQ(got.container_key, "network");
+  ASSERT_TRUE(got.epoch.has_value());
+  EXPECT_EQ(*got.epoch, 7);
+  ASSERT_EQ(got.tensors.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(got.tensors[i].first, tensors[i].first);
+    EXPECT_EQ(got.tensors[i].second.dtype, tensors[i].second.dtype);
+    EXPECT_EQ(got.tensors[i].second.shape, tensors[i].second.shape);
+    EXPECT_EQ(got.tensors[i].second.bytes, tensors[i].second.bytes) << tensors[i].first;
+  }
+
+  try {
+    broadcast_checkpoint(MPI_COMM_WORLD, *transport, dir + "/missing.pth.tar");
+    FAIL() << "no error on rank " << rank;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/missing.pth.tar"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SweepWeightBroadcast, PackedCheckpointsRoundTripAndRefuseDamage) {
+  model::Checkpoint ck;
+  ck.path = "x.pth";
+  ck.format = "legacy";
+  ck.tensors = {{"a", tensor(model::DType::BFloat16, {2, 3}, 5)}};
+  const std::vector<uint8_t> packed = pack_checkpoint(ck);
+  const model::Checkpoint back = unpack_checkpoint(packed);
+  EXPECT_FALSE(back.epoch.has_value());
+  EXPECT_EQ(back.tensors[0].second.bytes, ck.tensors[0].second.bytes);
+  for (size_t cut : {size_t{0}, size_t{5}, packed.size() / 2, packed.size() - 1}) {
+    std::vector<uint8_t> truncated(packed.begin(), packed.begin() + cut);
+    EXPECT_THROW(unpack_checkpoint(truncated), Error) << "cut at " << cut;
   }
 }
 

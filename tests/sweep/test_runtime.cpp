@@ -42,6 +42,16 @@ TEST(SweepRuntime, ThreadsPerRank) {
   EXPECT_EQ(resolve_threads_per_rank(0, "abc", 16, 4), 4);   // junk is ignored
   EXPECT_EQ(resolve_threads_per_rank(0, nullptr, 2, 3), 1);  // never 0
   EXPECT_EQ(resolve_threads_per_rank(0, nullptr, 0, 1), 1);
+  EXPECT_EQ(resolve_threads_per_rank(64, nullptr, 16, 1), 64);  // 4 x cores is the limit
+  try {
+    resolve_threads_per_rank(65, nullptr, 16, 1);
+    ADD_FAILURE() << "65 threads on 16 cores accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "runtime.threads_per_rank: 65 threads per rank exceed 4 x the 16 hardware cores "
+                 "of this node (64)");
+  }
+  EXPECT_THROW(resolve_threads_per_rank(0, "1000", 16, 1), Error);  // Slurm's value too
 }
 
 TEST(SweepRuntime, DeviceAndBatchSize) {

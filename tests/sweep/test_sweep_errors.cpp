@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 
 #include "sweep_fixture.h"
 
@@ -174,6 +176,122 @@ TEST_F(SweepErrors, OneRankFailingEndsEveryRank) {
                                             : "injected test failure at " + stage);
     EXPECT_FALSE(fs::exists(out + "/jobs")) << stage;
   }
+}
+
+// SIGTERM and SIGINT stop the sweep within seconds before the passes too
+// (planning, validation, cache building), not only at a batch boundary. The test
+// hook makes rank 0 stall in the stage (writing a marker first). The signal goes to
+// every rank, as Slurm's scancel does to the tasks of a step (mpirun, signalled
+// itself, tears the job down on its own terms).
+TEST_F(SweepErrors, SignalsStopEveryStageWithinSeconds) {
+  const auto config =
+      write_sweep(dir_ + "/stall.yaml", data_,
+                  "  variants: [XS]\n  epochs: [1]\n  protocols: [2]\n  flip: [false]\n", "",
+                  "  cache: " + dir_ + "/stall_cache\n");
+  const std::vector<std::pair<std::string, int>> cases = {
+      {"planning", SIGTERM}, {"validation", SIGINT}, {"cache", SIGTERM}};
+  for (const auto& [stage, signal_number] : cases) {
+    const std::string scratch = dir_ + "/stall_" + stage;
+    const std::string marker = scratch + "/marker";
+    fs::remove_all(scratch);
+    fs::create_directories(scratch);
+    const std::string script =
+        "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 CNP_TEST_PAUSE_STAGE=" +
+        stage + " CNP_TEST_PAUSE_MARKER=" + marker + "\n" + CNP_MPIEXEC +
+        " -np 2 --oversubscribe --bind-to none " + CNP_SWEEP_EXE + " " + config + " --output " +
+        scratch + "/out &\npid=$!\n" + "for i in $(seq 1200); do [ -e " + marker +
+        " ] && break; sleep 0.1; done\n" + "start=$(date +%s%N); pkill -" +
+        std::to_string(signal_number) + " -P $pid\n" +
+        "for i in $(seq 600); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done\n"
+        "kill -KILL $pid 2>/dev/null; wait $pid; code=$?\n"
+        "echo \"code=$code ms=$(( ($(date +%s%N) - start) / 1000000 ))\"\n";
+    const auto result = run(script, scratch);
+    int code = -1;
+    long ms = -1;
+    ASSERT_EQ(std::sscanf(result.out.c_str(), "code=%d ms=%ld", &code, &ms), 2) << result.out;
+    EXPECT_TRUE(fs::exists(marker)) << stage << " never reached";
+    EXPECT_EQ(code, 3) << stage << ": " << result.err;
+    EXPECT_LT(ms, 30000) << stage << ": a hang check, not a timing test";
+    EXPECT_HAS(result.err,
+               "stopped by signal " + std::to_string(signal_number) + " before the forward passes");
+    EXPECT_FALSE(fs::exists(scratch + "/out/jobs")) << stage;
+  }
+}
+
+// A non-finite result fails its job alone, naming the checkpoint: nothing is written
+// for it, the other jobs finish, the sweep exits 1, and the folder stays usable.
+TEST_F(SweepErrors, NonFiniteResultFailsOnlyItsJob) {
+  // snapshot_3: the epoch-1 weights with every large storage set to NaN.
+  const std::string nan_checkpoint = data_ + "/checkpoints/XS/snapshot_3.pth.tar";
+  if (!fs::exists(nan_checkpoint)) {
+    spit(dir_ + "/nan.py", R"PY(
+import sys, zipfile, struct
+src, dst = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst + '.tmp', 'w', zipfile.ZIP_STORED) as zout:
+    for info in zin.infolist():
+        data = zin.read(info.filename)
+        if '/data/' in info.filename and len(data) >= 4096 and len(data) % 4 == 0:
+            data = struct.pack('<f', float('nan')) * (len(data) // 4)
+        zout.writestr(info, data)
+import os; os.replace(dst + '.tmp', dst)
+)PY");
+    const auto made = run(std::string(CNP_PYTHON) + " " + dir_ + "/nan.py " + data_ +
+                              "/checkpoints/XS/snapshot_1.pth.tar " + nan_checkpoint,
+                          dir_ + "/nan");
+    ASSERT_EQ(made.code, 0) << made.err;
+  }
+  const auto config =
+      write_sweep(dir_ + "/nan.yaml", data_,
+                  "  variants: [XS]\n  epochs: [1, 3]\n  protocols: [1, 2]\n  flip: [true]\n");
+  const std::string out = dir_ + "/out_nan";
+  fs::remove_all(out);
+  const auto result = run(sweep_command(2, config, "--output " + out), dir_ + "/nan_run");
+  EXPECT_EQ(result.code, 1) << result.err;
+  EXPECT_HAS(result.err, "2 job(s) failed");
+  EXPECT_HAS(result.err, "snapshot_3.pth.tar: job XS_e3_p2_flip: the network output for sample");
+  EXPECT_HAS(result.err, "not finite");
+  EXPECT_TRUE(fs::exists(out + "/jobs/XS_e1_p2_flip.json"));
+  EXPECT_TRUE(fs::exists(out + "/jobs/XS_e1_p1_flip.json"));
+  EXPECT_FALSE(fs::exists(out + "/jobs/XS_e3_p2_flip.json"));
+  EXPECT_FALSE(fs::exists(out + "/predictions/XS_e3_p2_flip.json"));
+  const auto summary = read_json(out + "/run_summary.json");
+  EXPECT_EQ(summary.at("jobs_failed").size(), 2u);
+  // The folder stays usable: `cnp compare` reads it, and a rerun resumes the good jobs.
+  const auto compare = run(std::string(CNP_EXE) + " compare " + out, dir_ + "/nan_compare");
+  EXPECT_EQ(compare.code, 0) << compare.err;
+  EXPECT_HAS(compare.out, "XS");
+  const auto rerun = run(sweep_command(1, config, "--output " + out), dir_ + "/nan_rerun");
+  EXPECT_EQ(rerun.code, 1) << rerun.err;
+  EXPECT_EQ(read_json(out + "/run_summary.json").at("jobs_skipped"), 2);
+}
+
+// A camera with focal length 0 makes the camera coordinates of its samples
+// infinite: the same rule, naming the sample and the camera parameters.
+TEST_F(SweepErrors, ZeroFocalLengthFailsTheJob) {
+  const std::string bad_data = dir_ + "/focal0_data";
+  if (!fs::exists(bad_data + "/.ready")) {
+    fs::remove_all(bad_data);
+    fs::copy(data_, bad_data, fs::copy_options::recursive);
+    const auto edit = run(std::string(CNP_PYTHON) + " -c \"import json; p='" + bad_data +
+                              "/annotations/Human36M_subject11_camera.json'; d=json.load(open(p)); "
+                              "d['1']['f']=[0.0, 0.0]; json.dump(d, open(p, 'w'))\"",
+                          dir_ + "/focal0_edit");
+    ASSERT_EQ(edit.code, 0) << edit.err;
+  }
+  std::string yaml =
+      slurp(write_sweep(dir_ + "/tmp5.yaml", data_,
+                        "  variants: [XS]\n  epochs: [1]\n  protocols: [1]\n  flip: [false]\n"));
+  yaml.replace(yaml.find("root: " + data_), 6 + data_.size(), "root: " + bad_data);
+  spit(dir_ + "/focal0.yaml", yaml);
+  const std::string out = dir_ + "/out_focal0";
+  fs::remove_all(out);
+  const auto result =
+      run(sweep_command(2, dir_ + "/focal0.yaml", "--output " + out), dir_ + "/focal0");
+  EXPECT_EQ(result.code, 1) << result.err;
+  EXPECT_HAS(result.err, "focal length");
+  EXPECT_HAS(result.err, "1 job(s) failed");
+  EXPECT_TRUE(fs::exists(out + "/run_summary.json"));
+  EXPECT_FALSE(fs::exists(out + "/jobs/XS_e1_p1_noflip.json"));
 }
 
 }  // namespace

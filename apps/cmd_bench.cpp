@@ -1,0 +1,170 @@
+// `cnp bench`: forward throughput (images/s) of one variant or checkpoint architecture on
+// random image-like inputs, with per-stage times and peak memory, for comparing the
+// optimized and straightforward paths, devices, precisions and thread counts.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "apps/commands.h"
+#include "common/error.h"
+#include "model/architecture.h"
+#include "model/architecture_json.h"
+#include "model/checkpoint.h"
+#include "model/pose_model.h"
+#include "model/remap.h"
+
+namespace {
+
+using namespace cnp::model;
+
+struct BenchOptions {
+  std::string variant;
+  std::string checkpoint;
+  int batch = 8;
+  int threads = 0;
+  double seconds = 5.0;
+  std::string device = "cpu";
+  std::string precision = "fp32";
+  bool flip = false;
+  bool no_optimize = false;
+  bool json = false;
+};
+
+// Image-like inputs (8x8 blocks of 0..255, normalised without /255) as the real
+// preprocessing produces: heatmaps stay peaky, as with real images.
+std::vector<float> image_like(int n) {
+  std::mt19937 engine(7);
+  std::vector<float> out(static_cast<size_t>(n) * 3 * 256 * 256);
+  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdev[3] = {0.229f, 0.224f, 0.225f};
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c)
+      for (int by = 0; by < 32; ++by)
+        for (int bx = 0; bx < 32; ++bx) {
+          const float v = (static_cast<float>(engine() % 256) - mean[c]) / stdev[c];
+          for (int y = 0; y < 8; ++y)
+            for (int x = 0; x < 8; ++x)
+              out[((static_cast<size_t>(i) * 3 + c) * 256 + by * 8 + y) * 256 + bx * 8 + x] = v;
+        }
+  return out;
+}
+
+double max_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: kilobytes
+}
+
+int run_bench(const BenchOptions& o) {
+  if (o.variant.empty() == o.checkpoint.empty())
+    throw cnp::Error("cnp bench: give exactly one of --variant or --checkpoint");
+  if (o.batch < 1) throw cnp::Error("cnp bench: --batch must be at least 1");
+  if (o.threads < 0) throw cnp::Error("cnp bench: --threads must be 0 (default) or more");
+  if (!(o.seconds > 0)) throw cnp::Error("cnp bench: --seconds must be positive");
+
+  ModelOptions options;
+  options.device = o.device;
+  options.precision = o.precision;
+  options.threads = o.threads;
+  options.optimize = !o.no_optimize;
+  options.flip_pairs = {{1, 4}, {2, 5}, {3, 6}, {14, 11}, {15, 12}, {16, 13}};
+
+  const auto registry = VariantRegistry::with_builtins();
+  std::string name = o.variant;
+  std::unique_ptr<PoseModel> model;
+  if (!o.checkpoint.empty()) {
+    const Checkpoint checkpoint = read_checkpoint(o.checkpoint);
+    const InferredArchitecture inferred =
+        infer_architecture(remap_keys(checkpoint.tensors), o.checkpoint);
+    const auto matches = registry.matching(inferred.arch, inferred.upsample_known);
+    Architecture arch = inferred.arch;
+    name = "custom";
+    if (!matches.empty()) {
+      arch = matches.front()->arch;
+      name = matches.front()->name;
+    }
+    options.variant = name;
+    model = PoseModel::load(arch, checkpoint, options);
+  } else {
+    options.variant = name;
+    model = PoseModel::random(registry.get(o.variant).arch, 1, options);
+  }
+
+  const int n = o.batch;
+  const int joints = model->architecture().joints;
+  const std::vector<float> input = image_like(n);
+  std::vector<float> plain(static_cast<size_t>(n) * joints * 3), flipped(plain.size());
+  float* flipped_out = o.flip ? flipped.data() : nullptr;
+  model->predict(input.data(), n, plain.data(), flipped_out);  // warm-up
+
+  using Clock = std::chrono::steady_clock;
+  StageTimes total, one;
+  int batches = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  while (batches < 2 || elapsed < o.seconds) {
+    model->predict(input.data(), n, plain.data(), flipped_out, &one);
+    total.backbone_ms += one.backbone_ms;
+    total.head_ms += one.head_ms;
+    total.decode_ms += one.decode_ms;
+    ++batches;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  const double images_per_second = n * batches / elapsed;
+  const double backbone = total.backbone_ms / batches, head = total.head_ms / batches,
+               decode = total.decode_ms / batches;
+
+  if (o.json) {
+    nlohmann::ordered_json out;
+    out["variant"] = name;
+    out["architecture"] = architecture_to_json(model->architecture());
+    out["checkpoint"] = o.checkpoint.empty() ? nlohmann::ordered_json(nullptr)
+                                             : nlohmann::ordered_json(o.checkpoint);
+    out["batch"] = n;
+    out["threads"] = o.threads;
+    out["device"] = o.device;
+    out["precision"] = o.precision;
+    out["flip"] = o.flip;
+    out["optimized"] = model->optimized();
+    out["images_per_second"] = images_per_second;
+    out["batches"] = batches;
+    out["seconds"] = elapsed;
+    out["stages"] = {{"backbone_ms", backbone}, {"head_ms", head}, {"decode_ms", decode}};
+    out["max_rss_mb"] = max_rss_mb();
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%s: batch %d, threads %d, %s %s, flip %s, %s path\n", name.c_str(), n, o.threads,
+              o.device.c_str(), o.precision.c_str(), o.flip ? "on" : "off",
+              model->optimized() ? "optimized" : "straightforward");
+  std::printf("%.2f images/s (%d batches in %.1f s)\n", images_per_second, batches, elapsed);
+  std::printf("per batch: backbone %.1f ms, head %.1f ms, decode %.1f ms; max RSS %.0f MB\n",
+              backbone, head, decode, max_rss_mb());
+  return 0;
+}
+
+cnp::apps::CommandRegistration registration({
+    "bench",
+    "Forward throughput (images/s) of a variant or a checkpoint's architecture",
+    [](CLI::App& sub) -> std::function<int()> {
+      auto o = std::make_shared<BenchOptions>();
+      sub.add_option("--variant", o->variant, "Built-in variant (XS, S, M, L), random weights");
+      sub.add_option("--checkpoint", o->checkpoint,
+                     "Checkpoint whose architecture (and weights) to run");
+      sub.add_option("--batch", o->batch, "Images per forward (default 8)");
+      sub.add_option("--threads", o->threads, "Intra-op threads (default: LibTorch's)");
+      sub.add_option("--seconds", o->seconds, "Measure for at least this long (default 5)");
+      sub.add_option("--device", o->device, "cpu, cuda or cuda:N (default cpu)");
+      sub.add_option("--precision", o->precision, "fp32, bf16 or fp16 (default fp32)");
+      sub.add_flag("--flip", o->flip, "Flip test: one forward of 2n images");
+      sub.add_flag("--no-optimize", o->no_optimize, "Straightforward network (no rewrites)");
+      sub.add_flag("--json", o->json, "Print one JSON object");
+      return [o] { return run_bench(*o); };
+    },
+});
+
+}  // namespace

@@ -1,0 +1,49 @@
+// Generic (any CPU) instantiation of the inference kernels and the runtime dispatch to
+// the AVX2 one. Hand-written because Debian's LibTorch has no oneDNN: its depthwise
+// convolution is slow, and its softmax would materialise the whole heatmap volume.
+#include "model/inference_kernels.h"
+
+#include "model/inference_kernels_avx2.h"
+
+#define CNP_KERNEL_NS generic
+#include "model/inference_kernels_impl.h"
+
+namespace cnp::model::kernels {
+
+namespace {
+bool use_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool yes =
+      avx2::compiled() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+}  // namespace
+
+const char* kernel_isa() {
+  return use_avx2() ? "avx2" : "generic";
+}
+
+void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
+                         int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
+                         int64_t row_begin, int64_t row_end) {
+  if (use_avx2())
+    return avx2::depthwise_conv_nhwc(in, weight, bias, out, height, width, channels, kernel, relu,
+                                     row_begin, row_end);
+  generic::depthwise_conv_rows<generic::ScalarLanes>(in, weight, bias, out, height, width, channels,
+                                                     kernel, relu, row_begin, row_end);
+}
+
+void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
+                      int64_t width, bool upsample2x, float* out, int64_t item_begin,
+                      int64_t item_end) {
+  if (use_avx2())
+    return avx2::soft_argmax_nhwc(logits, joints, depth, height, width, upsample2x, out, item_begin,
+                                  item_end);
+  generic::soft_argmax_items<generic::ScalarLanes>(logits, joints, depth, height, width, upsample2x,
+                                                   out, item_begin, item_end);
+}
+
+}  // namespace cnp::model::kernels

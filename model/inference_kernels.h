@@ -1,0 +1,30 @@
+#pragma once
+// Torch-free CPU kernels of the optimized inference path, on raw NHWC float32 buffers.
+// Each works on a range of independent items so that the caller can split the work
+// over threads (at::parallel_for in the model, a plain loop in the CUDA test).
+#include <cstdint>
+
+namespace cnp::model::kernels {
+
+// Depthwise KxK convolution, stride 1, zero padding K/2, NHWC: out[n,y,x,c] =
+// bias[c] + sum_k weight[ky,kx,c] * in[n, y+ky-K/2, x+kx-K/2, c], optionally followed by
+// ReLU. Computes output rows [row_begin, row_end) of the n*height rows.
+void depthwise_conv_nhwc(const float* in, const float* weight /* K*K*C */, const float* bias,
+                         float* out, int64_t height, int64_t width, int64_t channels, int kernel,
+                         bool relu, int64_t row_begin, int64_t row_end);
+
+// Soft-argmax of a channels-last heatmap: logits[n, y, x, j * depth + d] for a height x
+// width grid. With upsample2x, the volume is first upsampled bilinearly to 2*height x
+// 2*width (align_corners=True, what nn.UpsamplingBilinear2d does), on the fly. For each
+// (sample, joint) item in [item_begin, item_end) (item = sample * joints + joint) writes
+// the expected (x, y, z) voxel index of softmax over the whole depth x H x W volume to
+// out[item * 3 + 0..2]. Never materialises the volume: one output row at a time, with a
+// running maximum (rescaling the sums when it grows), so logits of any size are safe.
+void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
+                      int64_t width, bool upsample2x, float* out, int64_t item_begin,
+                      int64_t item_end);
+
+// Which instruction set the kernels dispatch to on this CPU ("avx2" or "generic").
+const char* kernel_isa();
+
+}  // namespace cnp::model::kernels

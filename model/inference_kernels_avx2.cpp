@@ -1,0 +1,99 @@
+// AVX2+FMA instantiation of the inference kernels. CMake compiles this file alone with
+// -mavx2 -mfma; inference_kernels.cpp calls it only after checking the CPU. The vector
+// exp is hand-written because the compiler cannot vectorise std::exp and LibTorch's
+// vectorised exp (ATen's Sleef wrappers) is not a public API.
+#include "model/inference_kernels_avx2.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+
+#define CNP_KERNEL_NS avx2
+#include "model/inference_kernels_impl.h"
+
+namespace cnp::model::kernels::avx2 {
+namespace {
+
+struct Avx2Lanes {
+  using T = __m256;
+  static constexpr int width = 8;
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T set1(float x) { return _mm256_set1_ps(x); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm256_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T max(T a, T b) { return _mm256_max_ps(a, b); }
+  // e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln2 / 2 (ln 2 split in two for an
+  // exact r), e^r by its degree-6 Taylor polynomial (relative error < 2e-7). x is
+  // clamped to [-87, 88] so that 2^n stays a normal float.
+  static T exp(T x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+    const T n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    T r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    T p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i bits =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  }
+  static float hsum(T v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(T v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace
+
+bool compiled() {
+  return true;
+}
+
+void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
+                         int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
+                         int64_t row_begin, int64_t row_end) {
+  depthwise_conv_rows<Avx2Lanes>(in, weight, bias, out, height, width, channels, kernel, relu,
+                                 row_begin, row_end);
+}
+
+void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
+                      int64_t width, bool upsample2x, float* out, int64_t item_begin,
+                      int64_t item_end) {
+  if (depth % Avx2Lanes::width == 0)
+    soft_argmax_items<Avx2Lanes>(logits, joints, depth, height, width, upsample2x, out, item_begin,
+                                 item_end);
+  else
+    soft_argmax_items<ScalarLanes>(logits, joints, depth, height, width, upsample2x, out,
+                                   item_begin, item_end);
+}
+
+}  // namespace cnp::model::kernels::avx2
+
+#else  // not an x86 compiler with AVX2: the dispatcher never calls these
+
+namespace cnp::model::kernels::avx2 {
+bool compiled() {
+  return false;
+}
+void depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64_t, int64_t,
+                         int64_t, int, bool, int64_t, int64_t) {}
+void soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,
+                      int64_t) {}
+}  // namespace cnp::model::kernels::avx2
+
+#endif

@@ -1,0 +1,213 @@
+#pragma once
+// The kernels of inference_kernels.h written once over a small vector abstraction V
+// (ScalarLanes here, Avx2Lanes in inference_kernels_avx2.cpp). Included by exactly two
+// translation units, each inside its own namespace (CNP_KERNEL_NS), so that the AVX2
+// instantiations can never be merged with the generic ones at link time. No standard
+// library templates are instantiated here for the same reason.
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+
+#ifndef CNP_KERNEL_NS
+#error "define CNP_KERNEL_NS before including inference_kernels_impl.h"
+#endif
+
+namespace cnp::model::kernels::CNP_KERNEL_NS {
+namespace {
+
+struct ScalarLanes {
+  using T = float;
+  static constexpr int width = 1;
+  static T load(const float* p) { return *p; }
+  static void store(float* p, T v) { *p = v; }
+  static T set1(float x) { return x; }
+  static T add(T a, T b) { return a + b; }
+  static T sub(T a, T b) { return a - b; }
+  static T mul(T a, T b) { return a * b; }
+  static T fmadd(T a, T b, T c) { return a * b + c; }
+  static T max(T a, T b) { return a > b ? a : b; }
+  static T exp(T x) { return std::exp(x); }
+  static float hsum(T v) { return v; }
+  static float hmax(T v) { return v; }
+};
+
+inline int64_t imin(int64_t a, int64_t b) {
+  return a < b ? a : b;
+}
+inline int64_t imax(int64_t a, int64_t b) {
+  return a > b ? a : b;
+}
+
+// A malloc'd float buffer (no std::vector: see the top of this file).
+struct FloatBuffer {
+  explicit FloatBuffer(int64_t n)
+      : data(static_cast<float*>(std::aligned_alloc(64, ((n * 4 + 63) / 64) * 64))) {}
+  ~FloatBuffer() { std::free(data); }
+  FloatBuffer(const FloatBuffer&) = delete;
+  FloatBuffer& operator=(const FloatBuffer&) = delete;
+  float* data;
+};
+
+// U vectors of channels starting at `c` of one output pixel; accumulators stay in
+// registers over all taps.
+template <class V, int U>
+inline void depthwise_block(const float* image, const float* weight, const float* bias, float* o,
+                            int64_t width, int64_t channels, int kernel, int64_t top, int64_t left,
+                            int64_t ky0, int64_t ky1, int64_t kx0, int64_t kx1, bool relu,
+                            int64_t c) {
+  typename V::T acc[U];
+  for (int u = 0; u < U; ++u) acc[u] = V::load(bias + c + u * V::width);
+  for (int64_t ky = ky0; ky < ky1; ++ky) {
+    const float* irow = image + ((top + ky) * width + left) * channels + c;
+    const float* wrow = weight + ky * kernel * channels + c;
+    for (int64_t kx = kx0; kx < kx1; ++kx) {
+      const float* ip = irow + kx * channels;
+      const float* wp = wrow + kx * channels;
+      for (int u = 0; u < U; ++u)
+        acc[u] = V::fmadd(V::load(wp + u * V::width), V::load(ip + u * V::width), acc[u]);
+    }
+  }
+  for (int u = 0; u < U; ++u) {
+    if (relu) acc[u] = V::max(acc[u], V::set1(0.0f));
+    V::store(o + u * V::width, acc[u]);
+  }
+}
+
+template <class V>
+void depthwise_conv_rows(const float* in, const float* weight, const float* bias, float* out,
+                         int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
+                         int64_t row_begin, int64_t row_end) {
+  constexpr int kUnroll = 4;
+  const int64_t pad = kernel / 2;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / height, y = row % height;
+    const float* image = in + n * height * width * channels;
+    const int64_t ky0 = imax(0, pad - y), ky1 = imin(kernel, height + pad - y);
+    for (int64_t x = 0; x < width; ++x) {
+      const int64_t kx0 = imax(0, pad - x), kx1 = imin(kernel, width + pad - x);
+      float* o = out + (row * width + x) * channels;
+      const int64_t top = y - pad, left = x - pad;
+      int64_t c = 0;
+      for (; c + kUnroll * V::width <= channels; c += kUnroll * V::width)
+        depthwise_block<V, kUnroll>(image, weight, bias, o + c, width, channels, kernel, top, left,
+                                    ky0, ky1, kx0, kx1, relu, c);
+      for (; c + V::width <= channels; c += V::width)
+        depthwise_block<V, 1>(image, weight, bias, o + c, width, channels, kernel, top, left, ky0,
+                              ky1, kx0, kx1, relu, c);
+      for (; c < channels; ++c)
+        depthwise_block<ScalarLanes, 1>(image, weight, bias, o + c, width, channels, kernel, top,
+                                        left, ky0, ky1, kx0, kx1, relu, c);
+    }
+  }
+}
+
+// Bilinear source index pair and weight of output index `i` (align_corners=True), in
+// float like PyTorch's CPU kernel.
+inline void source_of(int64_t i, int64_t in_size, int64_t out_size, int64_t& i0, int64_t& i1,
+                      float& frac) {
+  const float scale =
+      out_size > 1 ? static_cast<float>(in_size - 1) / static_cast<float>(out_size - 1) : 0.0f;
+  const float real = scale * static_cast<float>(i);
+  i0 = imin(static_cast<int64_t>(real), in_size - 1);
+  i1 = i0 + (i0 < in_size - 1 ? 1 : 0);
+  frac = real - static_cast<float>(i0);
+}
+
+// One (sample, joint) item; `depth` is a multiple of V::width.
+template <class V>
+void soft_argmax_item(const float* sample, int64_t channels, int64_t depth, int64_t height,
+                      int64_t width, bool upsample, float* out, float* vertical, float* row,
+                      float* row_z, double* sum_z) {
+  const int64_t out_h = upsample ? 2 * height : height, out_w = upsample ? 2 * width : width;
+  double total = 0, sum_x = 0, sum_y = 0;
+  for (int64_t d = 0; d < depth; ++d) sum_z[d] = 0;
+  float running_max = -INFINITY;
+  for (int64_t oy = 0; oy < out_h; ++oy) {
+    // The output row's depth vectors, `stride` floats apart.
+    const float* values;
+    int64_t stride;
+    if (upsample) {
+      int64_t y0, y1;
+      float fy;
+      source_of(oy, height, out_h, y0, y1, fy);
+      const typename V::T wy0 = V::set1(1.0f - fy), wy1 = V::set1(fy);
+      const float* r0 = sample + y0 * width * channels;
+      const float* r1 = sample + y1 * width * channels;
+      for (int64_t x = 0; x < width; ++x)
+        for (int64_t d = 0; d < depth; d += V::width)
+          V::store(vertical + x * depth + d, V::fmadd(wy0, V::load(r0 + x * channels + d),
+                                                      V::mul(wy1, V::load(r1 + x * channels + d))));
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        int64_t x0, x1;
+        float fx;
+        source_of(ox, width, out_w, x0, x1, fx);
+        const typename V::T wx0 = V::set1(1.0f - fx), wx1 = V::set1(fx);
+        for (int64_t d = 0; d < depth; d += V::width)
+          V::store(row + ox * depth + d, V::fmadd(wx0, V::load(vertical + x0 * depth + d),
+                                                  V::mul(wx1, V::load(vertical + x1 * depth + d))));
+      }
+      values = row;
+      stride = depth;
+    } else {
+      values = sample + oy * width * channels;
+      stride = channels;
+    }
+
+    typename V::T vmax = V::set1(-INFINITY);
+    for (int64_t ox = 0; ox < out_w; ++ox)
+      for (int64_t d = 0; d < depth; d += V::width)
+        vmax = V::max(vmax, V::load(values + ox * stride + d));
+    const float row_max = V::hmax(vmax);
+    if (row_max > running_max) {
+      // Sums so far were relative to the old maximum.
+      const double rescale = std::exp(static_cast<double>(running_max) - row_max);
+      total *= rescale;
+      sum_x *= rescale;
+      sum_y *= rescale;
+      for (int64_t d = 0; d < depth; ++d) sum_z[d] *= rescale;
+      running_max = row_max;
+    }
+
+    const typename V::T shift = V::set1(running_max);
+    typename V::T vsum = V::set1(0.0f), vsum_x = V::set1(0.0f);
+    for (int64_t d = 0; d < depth; ++d) row_z[d] = 0.0f;
+    for (int64_t ox = 0; ox < out_w; ++ox) {
+      const typename V::T position = V::set1(static_cast<float>(ox));
+      for (int64_t d = 0; d < depth; d += V::width) {
+        const typename V::T e = V::exp(V::sub(V::load(values + ox * stride + d), shift));
+        vsum = V::add(vsum, e);
+        vsum_x = V::fmadd(position, e, vsum_x);
+        V::store(row_z + d, V::add(V::load(row_z + d), e));
+      }
+    }
+    const double row_total = V::hsum(vsum);
+    total += row_total;
+    sum_x += V::hsum(vsum_x);
+    sum_y += static_cast<double>(oy) * row_total;
+    for (int64_t d = 0; d < depth; ++d) sum_z[d] += row_z[d];
+  }
+  double z = 0;
+  for (int64_t d = 0; d < depth; ++d) z += static_cast<double>(d) * sum_z[d];
+  out[0] = static_cast<float>(sum_x / total);
+  out[1] = static_cast<float>(sum_y / total);
+  out[2] = static_cast<float>(z / total);
+}
+
+template <class V>
+void soft_argmax_items(const float* logits, int64_t joints, int64_t depth, int64_t height,
+                       int64_t width, bool upsample, float* out, int64_t item_begin,
+                       int64_t item_end) {
+  const int64_t channels = joints * depth;
+  const int64_t out_w = upsample ? 2 * width : width;
+  FloatBuffer vertical(width * depth), row(out_w * depth), row_z(depth), sum_z(2 * depth);
+  double* sum_z_double = reinterpret_cast<double*>(sum_z.data);
+  for (int64_t item = item_begin; item < item_end; ++item) {
+    const int64_t sample = item / joints, joint = item % joints;
+    const float* base = logits + sample * height * width * channels + joint * depth;
+    soft_argmax_item<V>(base, channels, depth, height, width, upsample, out + item * 3,
+                        vertical.data, row.data, row_z.data, sum_z_double);
+  }
+}
+
+}  // namespace
+}  // namespace cnp::model::kernels::CNP_KERNEL_NS

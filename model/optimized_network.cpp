@@ -1,0 +1,200 @@
+#include "model/optimized_network.h"
+
+#include <ATen/Parallel.h>
+
+#include "model/inference_kernels.h"
+#include "model/soft_argmax.h"
+
+namespace cnp::model {
+
+namespace {
+
+// Eval-mode BatchNorm as y = scale * x + shift, in float64 for the folding.
+struct Affine {
+  torch::Tensor scale, shift;
+};
+
+Affine affine_of(nn::BatchNorm2dImpl& bn) {
+  auto var = bn.running_var.to(torch::kDouble);
+  auto scale = bn.weight.to(torch::kDouble) / (var + bn.options.eps()).sqrt();
+  auto shift = bn.bias.to(torch::kDouble) - bn.running_mean.to(torch::kDouble) * scale;
+  return {scale, shift};
+}
+
+torch::Tensor as_double(const torch::Tensor& t) {
+  return t.detach().to(torch::kDouble);
+}
+
+}  // namespace
+
+OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, torch::Device device,
+                                   torch::ScalarType dtype)
+    : arch_(arch),
+      device_(device),
+      dtype_(dtype),
+      cpu_kernels_(device.is_cpu() && dtype == torch::kFloat) {
+  torch::NoGradGuard no_grad;
+  auto& backbone = *net.backbone;
+
+  // conv(W, b) then BN: W' = W * s[out], b' = b * s + t.
+  auto conv_then_bn = [](nn::Conv2dImpl& conv, nn::BatchNorm2dImpl& bn, Linear& out_linear) {
+    const Affine a = affine_of(bn);
+    auto w = as_double(conv.weight);
+    out_linear.weight = (w * a.scale.view({-1, 1, 1, 1})).flatten(1);
+    out_linear.bias = as_double(conv.bias) * a.scale + a.shift;
+  };
+  // Depthwise conv then BN, weights as (K, K, C) and (C, 1, K, K).
+  auto depthwise_then_bn = [](nn::Conv2dImpl& conv, nn::BatchNorm2dImpl& bn) {
+    const Affine a = affine_of(bn);
+    Depthwise d;
+    d.kernel = static_cast<int>(conv.weight.size(2));
+    d.weight_oihw = as_double(conv.weight) * a.scale.view({-1, 1, 1, 1});
+    d.weight_khwc = d.weight_oihw.squeeze(1).permute({1, 2, 0}).contiguous();
+    d.bias = as_double(conv.bias) * a.scale + a.shift;
+    return d;
+  };
+  auto pointwise = [](nn::Conv2dImpl& conv) {
+    return Linear{as_double(conv.weight).flatten(1), as_double(conv.bias)};
+  };
+
+  // Stem: 4x4/4 conv then BN. Patches are flattened as (cin, ky, kx): the weight's order.
+  conv_then_bn(*backbone.downsample_[0]->ptr(0)->as<nn::Conv2dImpl>(),
+               *backbone.downsample_[0]->ptr(1)->as<nn::BatchNorm2dImpl>(), stem_);
+  stem_ = to_target(stem_);
+
+  // BN then an unpadded 2x2/2 conv: conv(W, b)(s x + t) = conv(W s[in])(x) + b + sum W t.
+  // Patches of the NHWC tensor are flattened as (ky, kx, cin).
+  for (int i = 1; i < 4; ++i) {
+    const Affine a = affine_of(*backbone.downsample_[i]->ptr(0)->as<nn::BatchNorm2dImpl>());
+    auto& conv = *backbone.downsample_[i]->ptr(1)->as<nn::Conv2dImpl>();
+    auto w = as_double(conv.weight);
+    Linear layer;
+    layer.bias = as_double(conv.bias) + (w * a.shift.view({1, -1, 1, 1})).sum({1, 2, 3});
+    layer.weight = (w * a.scale.view({1, -1, 1, 1})).permute({0, 2, 3, 1}).flatten(1);
+    downsample_.push_back(to_target(layer));
+  }
+
+  stages_.resize(4);
+  for (int i = 0; i < 4; ++i) {
+    for (size_t j = 0; j < backbone.stages_[i]->size(); ++j) {
+      auto& block = *backbone.stages_[i]->ptr(j)->as<BlockImpl>();
+      Block b;
+      b.dw = to_target(depthwise_then_bn(*block.dwconv, *block.norm));
+      b.pw1 = to_target(pointwise(*block.pwconv1));
+      b.pw2 = to_target(pointwise(*block.pwconv2));
+      stages_[i].push_back(std::move(b));
+    }
+  }
+  // backbone.norm is followed by the head's zero-padded 3x3 conv: folding it there would
+  // be wrong at the borders, so it stays an affine.
+  const Affine last = affine_of(*backbone.norm);
+  final_scale_ = last.scale.to(device_, dtype_);
+  final_shift_ = last.shift.to(device_, dtype_);
+
+  auto& head = *net.head;
+  for (auto& layer : head.layers_) {
+    HeadLayer h;
+    h.dw = to_target(depthwise_then_bn(*layer->dwconv, *layer->norm));
+    h.pw = to_target(pointwise(*layer->pwconv));
+    h.upsample = layer->upsample;
+    head_.push_back(std::move(h));
+  }
+  final_layer_ = to_target(pointwise(*head.final_layer));
+  upsample_in_decoder_ = head_.back().upsample;
+}
+
+OptimizedNetwork::Linear OptimizedNetwork::to_target(Linear layer) const {
+  layer.weight = layer.weight.to(device_, dtype_).contiguous();
+  layer.bias = layer.bias.to(device_, dtype_).contiguous();
+  return layer;
+}
+
+OptimizedNetwork::Depthwise OptimizedNetwork::to_target(Depthwise layer) const {
+  layer.weight_khwc = layer.weight_khwc.to(device_, dtype_).contiguous();
+  layer.weight_oihw = layer.weight_oihw.to(device_, dtype_).contiguous();
+  layer.bias = layer.bias.to(device_, dtype_).contiguous();
+  return layer;
+}
+
+torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& layer,
+                                       bool relu) const {
+  auto rows = x.view({-1, x.size(-1)});
+  auto y = torch::addmm(layer.bias, rows, layer.weight.t());
+  if (relu) y.relu_();
+  auto shape = x.sizes().vec();
+  shape.back() = layer.weight.size(0);
+  return y.view(shape);
+}
+
+// Non-overlapping patch x patch conv on (N, H, W, C) as a GEMM on (ky, kx, c) patches.
+torch::Tensor OptimizedNetwork::patchify(const torch::Tensor& x, int patch,
+                                         const Linear& layer) const {
+  const int64_t n = x.size(0), h = x.size(1) / patch, w = x.size(2) / patch, c = x.size(3);
+  auto patches = x.view({n, h, patch, w, patch, c})
+                     .permute({0, 1, 3, 2, 4, 5})
+                     .reshape({n, h, w, patch * patch * c});
+  return linear(patches, layer, false);
+}
+
+torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwise& layer) const {
+  const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3);
+  if (cpu_kernels_) {
+    auto out = torch::empty_like(x);
+    const float* in = x.data_ptr<float>();
+    const float* weight = layer.weight_khwc.data_ptr<float>();
+    const float* bias = layer.bias.data_ptr<float>();
+    float* result = out.data_ptr<float>();
+    at::parallel_for(0, n * h, 1, [&](int64_t begin, int64_t end) {
+      kernels::depthwise_conv_nhwc(in, weight, bias, result, h, w, c, layer.kernel, false, begin,
+                                   end);
+    });
+    return out;
+  }
+  // Elsewhere (CUDA, bf16): LibTorch's grouped conv on the channels-last view.
+  auto y = torch::conv2d(x.permute({0, 3, 1, 2}), layer.weight_oihw, layer.bias, 1,
+                         layer.kernel / 2, 1, c);
+  return y.permute({0, 2, 3, 1}).contiguous();
+}
+
+torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
+  const int64_t n = input.size(0), side = input.size(2) / 4;
+  // The stem's 4x4 patches straight from the NCHW input, flattened as (cin, ky, kx).
+  auto patches =
+      input.view({n, 3, side, 4, side, 4}).permute({0, 2, 4, 1, 3, 5}).reshape({n, side, side, 48});
+  torch::Tensor x = linear(patches, stem_, false);
+  for (int i = 0; i < 4; ++i) {
+    if (i > 0) x = patchify(x, 2, downsample_[i - 1]);
+    for (const Block& b : stages_[i]) {
+      auto hidden = linear(depthwise(x, b.dw), b.pw1, true);
+      // Residual in place: x += hidden W2^T + b2.
+      auto rows = x.view({-1, x.size(3)});
+      rows.add_(b.pw2.bias);
+      rows.addmm_(hidden.view({-1, hidden.size(3)}), b.pw2.weight.t());
+    }
+  }
+  return x.mul_(final_scale_).add_(final_shift_);
+}
+
+torch::Tensor OptimizedNetwork::head(torch::Tensor x) const {
+  for (size_t k = 0; k < head_.size(); ++k) {
+    const HeadLayer& layer = head_[k];
+    x = linear(depthwise(x, layer.dw), layer.pw, true);
+    if (layer.upsample && k + 1 < head_.size()) {
+      // Bilinear x2 (align_corners=True) on the channels-last view: the result is
+      // channels-last too, so the permute back is free.
+      auto up = torch::nn::functional::interpolate(
+          x.permute({0, 3, 1, 2}), torch::nn::functional::InterpolateFuncOptions()
+                                       .size(std::vector<int64_t>{2 * x.size(1), 2 * x.size(2)})
+                                       .mode(torch::kBilinear)
+                                       .align_corners(true));
+      x = up.permute({0, 2, 3, 1}).contiguous();
+    }
+  }
+  return linear(x, final_layer_, false);
+}
+
+torch::Tensor OptimizedNetwork::decode(const torch::Tensor& logits) const {
+  return fused_soft_argmax(logits, arch_.joints, arch_.depth_dim, upsample_in_decoder_);
+}
+
+}  // namespace cnp::model

@@ -1,0 +1,76 @@
+#pragma once
+// The inference-only form of a loaded network, rewritten exactly at load time (the
+// checkpoint and the module tree are not changed):
+//  - every BatchNorm folded into the convolution next to it where the algebra is exact
+//    (after: stem, depthwise convs; before: the unpadded 2x2 downsample convs); only the
+//    backbone's last norm, followed by a padded conv, stays a per-channel affine;
+//  - channels-last (N, H, W, C) activations end to end: 1x1 convs are GEMMs on the
+//    (N*H*W, C) view, the patchify convs GEMMs on non-overlapping patches, depthwise
+//    convs a hand-vectorised NHWC kernel on CPU;
+//  - where the head's last layer upsamples, the final 1x1 conv runs before that bilinear
+//    upsample (linear maps commute with it) and the upsample moves into the fused
+//    soft-argmax decoder, which never materialises the heatmap volume.
+// Internal to model/ (LibTorch types).
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "model/architecture.h"
+#include "model/network_modules.h"
+
+namespace cnp::model {
+
+class OptimizedNetwork {
+ public:
+  // `net`: the fp32 CPU network in eval mode, weights final.
+  OptimizedNetwork(NetworkImpl& net, const Architecture& arch, torch::Device device,
+                   torch::ScalarType dtype);
+
+  // n x 3 x 256 x 256 (NCHW) -> backbone features (N, H, W, C).
+  torch::Tensor backbone(const torch::Tensor& input) const;
+  // Backbone features -> heatmap logits (N, h, w, J*D), before the decoder's upsample.
+  torch::Tensor head(torch::Tensor features) const;
+  // Logits -> (N, J, 3) float32 soft-argmax coordinates in heatmap units.
+  torch::Tensor decode(const torch::Tensor& logits) const;
+
+ private:
+  struct Linear {          // y = x W^T + b on the (rows, Cin) view
+    torch::Tensor weight;  // (Cout, Cin)
+    torch::Tensor bias;    // (Cout)
+  };
+  struct Depthwise {
+    torch::Tensor weight_khwc;  // (K, K, C) for the CPU kernel
+    torch::Tensor weight_oihw;  // (C, 1, K, K) for LibTorch elsewhere
+    torch::Tensor bias;
+    int kernel = 0;
+  };
+  struct Block {
+    Depthwise dw;
+    Linear pw1, pw2;
+  };
+  struct HeadLayer {
+    Depthwise dw;
+    Linear pw;
+    bool upsample = false;
+  };
+
+  torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
+  torch::Tensor patchify(const torch::Tensor& x_nhwc, int patch, const Linear& layer) const;
+  torch::Tensor depthwise(const torch::Tensor& x, const Depthwise& layer) const;
+  Linear to_target(Linear layer) const;
+  Depthwise to_target(Depthwise layer) const;
+
+  Architecture arch_;
+  torch::Device device_;
+  torch::ScalarType dtype_;
+  bool cpu_kernels_;  // fp32 on CPU: the hand-written depthwise kernel
+  Linear stem_;
+  std::vector<Linear> downsample_;  // stages 1..3, input BatchNorm folded in
+  std::vector<std::vector<Block>> stages_;
+  torch::Tensor final_scale_, final_shift_;  // backbone.norm as an affine
+  std::vector<HeadLayer> head_;
+  Linear final_layer_;
+  bool upsample_in_decoder_ = false;
+};
+
+}  // namespace cnp::model

@@ -1,0 +1,43 @@
+#pragma once
+// One checkpoint's weights from rank 0 to every rank, so that a sweep reads each checkpoint file
+// once (on rank 0) instead of once per rank: 100 checkpoints on 64 GPUs read 100 files from the
+// cluster's file system, not 6,400. MPI_Bcast on CPUs; NCCL through device buffers on GPUs
+// (pipeline/nccl_broadcast.cpp; byte counts in docs/gpu.md).
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/checkpoint.h"
+
+namespace cnp::pipeline {
+
+class ByteBroadcast {
+ public:
+  virtual ~ByteBroadcast() = default;
+  // Rank 0's `bytes` reach every rank; the others pass a buffer already sized to match.
+  // Collective.
+  virtual void broadcast(std::vector<uint8_t>& bytes) = 0;
+  virtual const char* name() const = 0;
+};
+
+std::unique_ptr<ByteBroadcast> make_mpi_broadcast(MPI_Comm comm);
+#ifdef CNP_HAVE_NCCL
+// One NCCL communicator over `comm` (its unique id sent with MPI) on CUDA device `cuda_device`.
+// Collective; throws cnp::Error on a CUDA or NCCL failure.
+std::unique_ptr<ByteBroadcast> make_nccl_broadcast(MPI_Comm comm, int cuda_device);
+#endif
+
+// A checkpoint's tensors and description as one buffer, and back. unpack_checkpoint checks every
+// length against the buffer (a cnp::Error, never an overrun).
+std::vector<uint8_t> pack_checkpoint(const model::Checkpoint& checkpoint);
+model::Checkpoint unpack_checkpoint(const std::vector<uint8_t>& bytes);
+
+// Rank 0 reads `path`; every rank returns the same checkpoint, or every rank throws rank 0's
+// error (one line naming the file). Collective.
+model::Checkpoint broadcast_checkpoint(MPI_Comm comm, ByteBroadcast& transport,
+                                       const std::string& path);
+
+}  // namespace cnp::pipeline

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The GPU check in one command, for a GPU node that has only the CUDA driver, nvcc and a PyTorch
+# install, plus the dependency bundle of scripts/make_gpu_bundle.sh (carried as .gpu_bundle):
+# builds cnp against PyTorch's CUDA LibTorch, runs the CUDA tests, benchmarks the forward pass
+# (XS bf16, L fp32/bf16) and the end-to-end sweep against the reference-shaped Python evaluation
+# (bench/reference_eval.py) on the same GPU, and prints one table. Aim: under 8 minutes.
+#
+#   scripts/gpu_check.sh [BUNDLE_DIR] [WORK_DIR]     (defaults: .gpu_bundle, /tmp/cnp_gpu_check)
+#
+# Everything it prints also goes to $OUT/gpu_check.log when OUT is set.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUNDLE=${1:-.gpu_bundle}
+WORK=${2:-/tmp/cnp_gpu_check}
+LOG=${OUT:-$WORK}/gpu_check.log
+mkdir -p "$WORK" "$(dirname "$LOG")"
+exec > >(tee "$LOG") 2>&1
+step() { echo; echo "=== $(date +%T) $*"; }
+fail() { echo "gpu_check: FAILED: $*"; exit 1; }
+TABLE=()
+row() { TABLE+=("$(printf '%-44s %s' "$1" "$2")"); }
+
+[ -d "$BUNDLE/usr" ] || fail "no bundle at $BUNDLE (scripts/make_gpu_bundle.sh makes it)"
+# shellcheck source=scripts/gpu_env.sh
+source scripts/gpu_env.sh "$BUNDLE"
+export PATH="/usr/local/cuda/bin:$PATH"
+PY=${PYTHON:-python3}
+B=$CNP_BUNDLE/usr
+LIB=$B/lib/x86_64-linux-gnu
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || fail "no GPU"
+GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+NPROC=$(nproc)
+"$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' || fail "no torch"
+TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+NCCL_HOME=$("$PY" -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null)
+CRYPTO=$(ls /usr/lib/x86_64-linux-gnu/libcrypto.so.3 /lib/x86_64-linux-gnu/libcrypto.so.3 2>/dev/null | head -1)
+NCCL_FLAGS=(-DCNP_WITH_NCCL=OFF)
+if [ -n "$NCCL_HOME" ] && [ -f "$NCCL_HOME/include/nccl.h" ]; then
+  NCCL_FLAGS=(-DCNP_WITH_NCCL=ON -DCNP_NCCL_INCLUDE="$NCCL_HOME/include"
+              -DCNP_NCCL_LIB="$(ls "$NCCL_HOME"/lib/libnccl.so* | head -1)")
+fi
+
+step "configure + build (CUDA LibTorch from $TORCH_PREFIX)"
+cmake -S . -B "$WORK/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$B" -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DCMAKE_DISABLE_FIND_PACKAGE_OpenCV=ON \
+  -DHDF5_USE_STATIC_LIBRARIES=ON -DHDF5_C_INCLUDE_DIR="$B/include/hdf5/serial" \
+  -DHDF5_hdf5_LIBRARY_RELEASE="$LIB/hdf5/serial/libhdf5.a" \
+  -DMPI_CXX_COMPILER="$B/bin/mpicxx" -DMPI_C_COMPILER="$B/bin/mpicc" \
+  ${CRYPTO:+-DOPENSSL_CRYPTO_LIBRARY="$CRYPTO"} "${NCCL_FLAGS[@]}" \
+  > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; fail "configure"; }
+TARGETS=(cnp cnp_sweep ${CNP_GPU_TEST_TARGETS:-model_cuda model_parity sweep_e2e})
+cmake --build "$WORK/build" -j"$NPROC" --target "${TARGETS[@]}" > "$WORK/build.log" 2>&1 ||
+  { grep -E 'error|Error' "$WORK/build.log" | head -30; fail "build"; }
+row "build (CUDA LibTorch, bundle)" "ok"
+CNP=$WORK/build/apps/cnp
+SWEEP=$WORK/build/apps/cnp_sweep
+
+step "CUDA tests"
+for t in ${CNP_GPU_TEST_TARGETS:-model_cuda model_parity sweep_e2e}; do
+  if (cd "$WORK/build" && ctest -R "^$t\$" --output-on-failure --timeout 300) > "$WORK/$t.log" 2>&1; then
+    row "ctest $t" "passed"
+  else
+    tail -30 "$WORK/$t.log"; row "ctest $t" "FAILED"
+  fi
+done
+
+step "forward throughput (cnp bench, flip off)"
+bench() {  # variant precision batch
+  local json
+  json=$("$CNP" bench --variant "$1" --device cuda --precision "$2" --batch "$3" --seconds 10 --json) ||
+    { row "bench $1 $2 batch $3" "FAILED"; return; }
+  echo "$json"
+  row "bench $1 $2 batch $3 (img/s)" "$(echo "$json" | "$PY" -c 'import json,sys; print(round(json.load(sys.stdin)["images_per_second"]))')"
+}
+bench XS bf16 256
+bench XS fp32 256
+bench L bf16 256
+bench L fp32 256
+bench L fp16 256
+
+step "end-to-end sweep vs reference-shaped Python evaluation (same GPU)"
+DATA=$WORK/data
+[ -d "$DATA/annotations" ] || "$CNP" synth "$DATA" --kept-frames 16 --variants XS L --epochs 70 \
+  > "$WORK/synth.log" 2>&1 || fail "cnp synth"
+for v in XS L; do
+  cat > "$WORK/e2e_$v.yaml" <<YAML
+name: e2e_$v
+output: $WORK/results_$v
+dataset: {root: $DATA, bbox: gt, sample_every: 64}
+model: {checkpoint: "$DATA/checkpoints/{variant}/snapshot_{epoch}.pth.tar"}
+sweep: {variants: [$v], epochs: [70], protocols: [2], flip: [true]}
+runtime: {device: cuda, precision: fp32, batch_size: 64}
+YAML
+  rm -rf "$WORK/results_$v"
+  t0=$(date +%s.%N)
+  "$SWEEP" "$WORK/e2e_$v.yaml" > "$WORK/sweep_$v.log" 2>&1 || { tail "$WORK/sweep_$v.log"; row "sweep $v" "FAILED"; continue; }
+  t1=$(date +%s.%N)
+  ref=$("$PY" bench/reference_eval.py --root "$DATA" --variant "$v" --flip --device cuda \
+        --checkpoint "$DATA/checkpoints/$v/snapshot_70.pth.tar" --workers "$NPROC") ||
+        { row "reference $v" "FAILED"; continue; }
+  echo "$ref"
+  "$PY" - "$WORK/results_$v" "$ref" "$t0" "$t1" <<'PYEOF' | while IFS='|' read -r k val; do row "$k" "$val"; done
+import glob, json, sys
+out, ref, t0, t1 = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+job = json.load(open(glob.glob(out + "/jobs/*.json")[0]))
+ours = job["metrics"]["mpjpe"]; cnp_s = t1 - t0
+v = job["job"]["variant"]
+print(f"e2e {v}: cnp_sweep / reference seconds|{cnp_s:.1f} / {ref['seconds']:.1f} = {ref['seconds'] / cnp_s:.2f}x")
+print(f"e2e {v}: MPJPE cnp vs reference (mm)|{ours:.3f} vs {ref['mpjpe']:.3f} (diff {abs(ours - ref['mpjpe']):.4f})")
+PYEOF
+  [ -f "$WORK/results_$v/run_summary.json" ] && "$PY" -c "
+import json,sys; t=json.load(open('$WORK/results_$v/run_summary.json')).get('timing',{})
+for r in t.get('per_rank',[]): print('timing', r)" || true
+done
+
+echo
+echo "=== gpu_check on $GPU, $CPU ($NPROC cores)"
+printf '%s\n' "${TABLE[@]}"

@@ -1,0 +1,122 @@
+// The optimized path's kernels against plain LibTorch ops: the fused soft-argmax decoder
+// (with and without its on-the-fly 2x upsample) on random and on very peaky logits
+// (+-80, where a softmax without a stable maximum overflows), and the NHWC depthwise
+// convolution against torch::conv2d.
+#include <gtest/gtest.h>
+
+#include "model/inference_kernels.h"
+#include "model/soft_argmax.h"
+
+using namespace cnp::model;
+
+namespace {
+
+// Reference: NCHW logits, upsampled with interpolate, decoded with the plain ops.
+torch::Tensor reference(const torch::Tensor& nhwc, int64_t joints, int64_t depth, bool upsample) {
+  torch::Tensor nchw = nhwc.permute({0, 3, 1, 2}).to(torch::kDouble).contiguous();
+  if (upsample)
+    nchw = torch::nn::functional::interpolate(
+        nchw, torch::nn::functional::InterpolateFuncOptions()
+                  .size(std::vector<int64_t>{2 * nchw.size(2), 2 * nchw.size(3)})
+                  .mode(torch::kBilinear)
+                  .align_corners(true));
+  return soft_argmax_reference(nchw, joints, depth);
+}
+
+struct Case {
+  int64_t n, joints, depth, height, width;
+  bool upsample;
+};
+
+void expect_decoder_matches(const Case& c, const torch::Tensor& logits, const char* what,
+                            bool spread_out) {
+  SCOPED_TRACE(::testing::Message()
+               << what << " n" << c.n << " j" << c.joints << " d" << c.depth << " " << c.height
+               << "x" << c.width << (c.upsample ? " up" : ""));
+  const auto fused = fused_soft_argmax(logits, c.joints, c.depth, c.upsample);
+  const auto want = reference(logits, c.joints, c.depth, c.upsample);
+  ASSERT_EQ(fused.sizes(), want.sizes());
+  ASSERT_TRUE(torch::isfinite(fused).all().item<bool>());
+  const double error = (fused - want).abs().max().item<double>();
+  EXPECT_LT(error, 1e-3);
+  std::printf("[ decoder ] %s: max |fused - plain ops| %.2e\n", what, error);
+  // Not trivially centred: coordinates spread over the grid.
+  if (spread_out) {
+    EXPECT_GT(want.std().item<double>(), 0.5);
+  }
+}
+
+const std::vector<Case> kCases = {
+    {2, 18, 32, 32, 32, false},  // XS, S: 32^3 volume per joint
+    {2, 18, 64, 32, 32, true},   // M, L: final conv moved before the last upsample
+    {3, 4, 5, 7, 9, false},      // depth not a multiple of the vector width
+    {1, 3, 12, 5, 6, true},
+};
+
+}  // namespace
+
+TEST(Decoder, MatchesPlainOpsOnRandomLogits) {
+  torch::manual_seed(1);
+  for (const Case& c : kCases) {
+    auto logits = 3.0 * torch::randn({c.n, c.height, c.width, c.joints * c.depth});
+    expect_decoder_matches(c, logits, "randn*3", true);
+  }
+}
+
+TEST(Decoder, MatchesPlainOpsOnVeryPeakyLogits) {
+  torch::manual_seed(2);
+  for (const Case& c : kCases) {
+    auto logits = torch::rand({c.n, c.height, c.width, c.joints * c.depth}) * 160.0 - 80.0;
+    // Many voxels lie within a unit of the maximum: coordinates average out near the
+    // centre, so only the agreement is checked here, the spread by the case below.
+    expect_decoder_matches(c, logits, "uniform +-80", false);
+    // One dominant voxel per joint whose neighbours are far below it: the decoder's
+    // running maximum starts low and must rescale.
+    auto spiky = torch::full({c.n, c.height, c.width, c.joints * c.depth}, -80.0);
+    spiky.index_put_({torch::indexing::Slice(), c.height - 1, c.width / 2}, 80.0);
+    const auto fused = fused_soft_argmax(spiky, c.joints, c.depth, c.upsample);
+    const auto want = reference(spiky, c.joints, c.depth, c.upsample);
+    ASSERT_TRUE(torch::isfinite(fused).all().item<bool>());
+    EXPECT_LT((fused - want).abs().max().item<double>(), 1e-3);
+    const double upsampled_row = c.upsample ? 2 * c.height - 1 : c.height - 1;
+    EXPECT_NEAR(want[0][0][1].item<double>(), upsampled_row, 0.5) << "peak row";
+  }
+}
+
+TEST(Decoder, LargeLogitsDoNotOverflow) {
+  // A naive exp(logit) overflows float above ~88.7.
+  auto logits = torch::rand({1, 8, 8, 2 * 8}) * 40.0 + 1000.0;
+  const auto fused = fused_soft_argmax(logits, 2, 8, true);
+  ASSERT_TRUE(torch::isfinite(fused).all().item<bool>());
+  EXPECT_LT((fused - reference(logits, 2, 8, true)).abs().max().item<double>(), 1e-3);
+}
+
+TEST(Decoder, RefusesLogitsOfTheWrongShape) {
+  EXPECT_THROW(fused_soft_argmax(torch::zeros({1, 4, 4, 10}), 3, 4, false), std::exception);
+}
+
+TEST(DepthwiseKernel, MatchesConv2d) {
+  torch::manual_seed(3);
+  std::printf("[ kernels ] %s\n", kernels::kernel_isa());
+  for (int kernel : {3, 7}) {
+    for (int64_t channels : {40, 20, 3}) {  // vector blocks, a tail, scalar only
+      for (bool relu : {false, true}) {
+        SCOPED_TRACE(::testing::Message()
+                     << kernel << "x" << kernel << " c" << channels << (relu ? " relu" : ""));
+        const int64_t n = 2, h = 9, w = 6;
+        auto x = torch::randn({n, h, w, channels});
+        auto weight = torch::randn({channels, 1, kernel, kernel});
+        auto bias = torch::randn({channels});
+        auto want = torch::conv2d(x.permute({0, 3, 1, 2}), weight, bias, 1, kernel / 2, 1, channels)
+                        .permute({0, 2, 3, 1});
+        if (relu) want = want.relu();
+        auto khwc = weight.squeeze(1).permute({1, 2, 0}).contiguous();
+        auto out = torch::empty_like(x);
+        kernels::depthwise_conv_nhwc(x.data_ptr<float>(), khwc.data_ptr<float>(),
+                                     bias.data_ptr<float>(), out.data_ptr<float>(), h, w, channels,
+                                     kernel, relu, 0, n * h);
+        EXPECT_LT((out - want).abs().max().item<double>(), 1e-4);
+      }
+    }
+  }
+}
