@@ -25,7 +25,13 @@ constexpr const char* kFormat = "cnp-h36m-cache-v2";
 // HDF5 prints its error stack by default; our errors are one line, so silence it.
 void quiet_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    // No library shutdown at exit: HDF5 1.10 crashes there re-closing a file whose close
+    // failed (a full disk), turning a clean one-line error into a segfault. Every file is
+    // closed explicitly, so the shutdown has nothing to flush.
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
 }
 
 // Owns one HDF5 identifier.
