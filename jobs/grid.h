@@ -21,7 +21,10 @@ struct Job {
   std::string checkpoint;  // resolved path
   std::string bbox_root;   // resolved RootNet file (detected boxes), else ""
 
-  std::string stem() const;  // "<variant>_e<epoch>_p<protocol>_<flip|noflip>"
+  std::string stem() const;  // "<variant>_e<epoch>_p<protocol>_<flip|noflip>": the job's label
+  // Name of its result files: the stem and the box source ("M_e70_p2_flip_gt"), so
+  // that gt and detected results share a folder.
+  std::string file_stem() const;
 };
 
 std::vector<Job> expand_jobs(const SweepConfig& config);  // throws on an empty grid
@@ -58,12 +61,18 @@ std::string job_settings_key(const Job& job, const std::string& checkpoint_sha25
 std::string job_settings_key(const Job& job, const std::string& checkpoint_sha256,
                              const DatasetConfig& dataset);
 
-// Reads <output>/jobs/<stem>.json and returns true if it is a complete result with
+// Reads <output>/jobs/<file_stem>.json (or, from before box sources were in the
+// name, <stem>.json) and returns true if it is a complete result of this job with
 // the same settings key.
 bool job_result_is_current(const std::string& output_dir, const Job& job,
                            const std::string& settings_key);
 
+// <output>/jobs/<file_stem>.json and <output>/predictions/<file_stem>.json.
 std::string job_result_path(const std::string& output_dir, const Job& job);
 std::string job_predictions_path(const std::string& output_dir, const Job& job);
+
+// Removes this job's files under the old name (<stem>.json), if they hold this box
+// source: called once its files under the new name are written.
+void remove_legacy_result(const std::string& output_dir, const Job& job);
 
 }  // namespace cnp::jobs

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <regex>
 #include <set>
@@ -555,6 +556,10 @@ SweepConfig parse_sweep(const std::string& yaml_text, const std::string& source_
 }
 
 SweepConfig load_sweep(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    throw Error(path + ": is a folder, not a sweep file (YAML)");
+  }
   return parse_sweep(read_file(path), path, overrides);
 }
 

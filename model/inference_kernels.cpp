@@ -11,6 +11,15 @@
 namespace cnp::model::kernels {
 
 namespace {
+bool use_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool yes = avx512::compiled() && __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 bool use_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
   static const bool yes =
@@ -23,12 +32,15 @@ bool use_avx2() {
 }  // namespace
 
 const char* kernel_isa() {
-  return use_avx2() ? "avx2" : "generic";
+  return use_avx512() ? "avx512" : use_avx2() ? "avx2" : "generic";
 }
 
 void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
+  if (use_avx512())
+    return avx512::depthwise_conv_nhwc(in, weight, bias, out, height, width, channels, kernel, relu,
+                                       row_begin, row_end);
   if (use_avx2())
     return avx2::depthwise_conv_nhwc(in, weight, bias, out, height, width, channels, kernel, relu,
                                      row_begin, row_end);
@@ -36,9 +48,38 @@ void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias
                                                      kernel, relu, row_begin, row_end);
 }
 
+bool gemm_available() {
+  return use_avx2();
+}
+
+int64_t gemm_packed_size(int64_t n, int64_t k) {
+  const int64_t p = use_avx512() ? avx512::gemm_panel_width()
+                    : use_avx2() ? avx2::gemm_panel_width()
+                                 : 1;
+  return (n + p - 1) / p * p * k;
+}
+
+void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
+  if (use_avx512())
+    avx512::pack_gemm_weights(w, n, k, packed);
+  else if (use_avx2())
+    avx2::pack_gemm_weights(w, n, k, packed);
+}
+
+void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  if (use_avx512())
+    avx512::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+  else if (use_avx2())
+    avx2::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+}
+
 void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
                       int64_t width, bool upsample2x, float* out, int64_t item_begin,
                       int64_t item_end) {
+  if (use_avx512())
+    return avx512::soft_argmax_nhwc(logits, joints, depth, height, width, upsample2x, out,
+                                    item_begin, item_end);
   if (use_avx2())
     return avx2::soft_argmax_nhwc(logits, joints, depth, height, width, upsample2x, out, item_begin,
                                   item_end);

@@ -24,6 +24,19 @@ void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_
                       int64_t width, bool upsample2x, float* out, int64_t item_begin,
                       int64_t item_end);
 
+// 1x1 convolution on channels-last rows with a fused epilogue, for rows [row_begin,
+// row_end) of the (rows, k) matrix a: out[m, n] = act(a[m, :] . w[n, :] + bias[n]
+// (+ out[m, n] when accumulate, the residual)), act = ReLU when relu. w (n, k) is packed
+// once by pack_gemm_weights into gemm_packed_size(n, k) floats. Hand-written because the
+// OpenBLAS that Debian's LibTorch calls may pick a pre-AVX kernel on CPUs it does not
+// know, and to fuse bias, ReLU and residual into the GEMM's single pass over the output.
+// Available only where gemm_available() (the AVX2 build on an AVX2 CPU).
+bool gemm_available();
+int64_t gemm_packed_size(int64_t n, int64_t k);
+void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed);
+void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+
 // Which instruction set the kernels dispatch to on this CPU ("avx2" or "generic").
 const char* kernel_isa();
 

@@ -82,6 +82,19 @@ void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_
                                    item_begin, item_end);
 }
 
+int64_t gemm_panel_width() {
+  return panel_width<Avx2Lanes>();
+}
+
+void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
+  pack_panels<Avx2Lanes>(w, n, k, packed);
+}
+
+void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  gemm_rows<Avx2Lanes>(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+}
+
 }  // namespace cnp::model::kernels::avx2
 
 #else  // not an x86 compiler with AVX2: the dispatcher never calls these
@@ -94,6 +107,12 @@ void depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64
                          int64_t, int, bool, int64_t, int64_t) {}
 void soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,
                       int64_t) {}
+int64_t gemm_panel_width() {
+  return 0;
+}
+void pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
+void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, bool, bool,
+               int64_t, int64_t) {}
 }  // namespace cnp::model::kernels::avx2
 
 #endif

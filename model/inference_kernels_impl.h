@@ -73,7 +73,8 @@ inline void depthwise_block(const float* image, const float* weight, const float
   }
 }
 
-template <class V>
+// Tail: narrower lanes for the channels left over from V's blocks (then scalar).
+template <class V, class Tail = ScalarLanes>
 void depthwise_conv_rows(const float* in, const float* weight, const float* bias, float* out,
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
@@ -94,6 +95,9 @@ void depthwise_conv_rows(const float* in, const float* weight, const float* bias
       for (; c + V::width <= channels; c += V::width)
         depthwise_block<V, 1>(image, weight, bias, o + c, width, channels, kernel, top, left, ky0,
                               ky1, kx0, kx1, relu, c);
+      for (; c + Tail::width <= channels; c += Tail::width)
+        depthwise_block<Tail, 1>(image, weight, bias, o + c, width, channels, kernel, top, left,
+                                 ky0, ky1, kx0, kx1, relu, c);
       for (; c < channels; ++c)
         depthwise_block<ScalarLanes, 1>(image, weight, bias, o + c, width, channels, kernel, top,
                                         left, ky0, ky1, kx0, kx1, relu, c);
@@ -206,6 +210,113 @@ void soft_argmax_items(const float* logits, int64_t joints, int64_t depth, int64
     const float* base = logits + sample * height * width * channels + joint * depth;
     soft_argmax_item<V>(base, channels, depth, height, width, upsample, out + item * 3,
                         vertical.data, row.data, row_z.data, sum_z_double);
+  }
+}
+
+// GEMM with a fused epilogue for 1x1 convs on channels-last rows: out[m, n] =
+// act(a[m, :] . w[n, :] + bias[n] (+ out[m, n])). w is pre-packed in panels of
+// kPanel(V) = 2 vectors of output channels: packed[panel][k][kPanel], zero-padded.
+template <class V>
+constexpr int64_t panel_width() {
+  return 2 * V::width;
+}
+
+template <class V>
+void pack_panels(const float* w, int64_t n, int64_t k, float* packed) {
+  constexpr int64_t P = panel_width<V>();
+  const int64_t panels = (n + P - 1) / P;
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < P; ++j) {
+        const int64_t col = p * P + j;
+        packed[(p * k + kk) * P + j] = col < n ? w[col * k + kk] : 0.0f;
+      }
+}
+
+// ROWS (<= 6) rows of a times one panel: 2 * ROWS accumulators held in registers.
+template <class V, int ROWS>
+inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t k,
+                       const float* bias, float* out, int64_t ldo, int64_t cols, bool accumulate,
+                       bool relu) {
+  typename V::T acc0[ROWS], acc1[ROWS];
+  for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = V::set1(0.0f);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const typename V::T b0 = V::load(panel + kk * 2 * V::width);
+    const typename V::T b1 = V::load(panel + kk * 2 * V::width + V::width);
+    for (int r = 0; r < ROWS; ++r) {
+      const typename V::T x = V::set1(a[r * lda + kk]);
+      acc0[r] = V::fmadd(x, b0, acc0[r]);
+      acc1[r] = V::fmadd(x, b1, acc1[r]);
+    }
+  }
+  if (cols == 2 * V::width) {
+    const typename V::T bias0 = V::load(bias), bias1 = V::load(bias + V::width);
+    const typename V::T zero = V::set1(0.0f);
+    for (int r = 0; r < ROWS; ++r) {
+      float* o = out + r * ldo;
+      typename V::T v0 = V::add(acc0[r], bias0), v1 = V::add(acc1[r], bias1);
+      if (accumulate) {
+        v0 = V::add(v0, V::load(o));
+        v1 = V::add(v1, V::load(o + V::width));
+      }
+      if (relu) {
+        v0 = V::max(v0, zero);
+        v1 = V::max(v1, zero);
+      }
+      V::store(o, v0);
+      V::store(o + V::width, v1);
+    }
+    return;
+  }
+  float tile[2 * V::width];
+  for (int r = 0; r < ROWS; ++r) {
+    V::store(tile, acc0[r]);
+    V::store(tile + V::width, acc1[r]);
+    float* o = out + r * ldo;
+    for (int64_t j = 0; j < cols; ++j) {
+      float v = tile[j] + bias[j] + (accumulate ? o[j] : 0.0f);
+      o[j] = relu && v < 0.0f ? 0.0f : v;
+    }
+  }
+}
+
+template <class V>
+void gemm_rows(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  constexpr int64_t P = panel_width<V>();
+  constexpr int64_t kRows = 6, kBlock = 48;  // a block of rows stays in cache over all panels
+  const int64_t panels = (n + P - 1) / P;
+  for (int64_t block = row_begin; block < row_end; block += kBlock) {
+    const int64_t block_end = imin(block + kBlock, row_end);
+    for (int64_t p = 0; p < panels; ++p) {
+      const float* panel = packed + p * k * P;
+      const int64_t col = p * P, cols = imin(P, n - col);
+      int64_t m = block;
+      for (; m + kRows <= block_end; m += kRows)
+        gemm_micro<V, kRows>(a + m * k, k, panel, k, bias + col, out + m * n + col, n, cols,
+                             accumulate, relu);
+      const float* ar = a + m * k;
+      float* o = out + m * n + col;
+      switch (block_end - m) {
+        case 5:
+          gemm_micro<V, 5>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
+          break;
+        case 4:
+          gemm_micro<V, 4>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
+          break;
+        case 3:
+          gemm_micro<V, 3>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
+          break;
+        case 2:
+          gemm_micro<V, 2>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
+          break;
+        case 1:
+          gemm_micro<V, 1>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
+          break;
+        default:
+          break;
+      }
+    }
   }
 }
 

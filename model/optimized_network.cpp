@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <mutex>
+
 #include "model/inference_kernels.h"
 #include "model/soft_argmax.h"
 
@@ -32,7 +34,8 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
     : arch_(arch),
       device_(device),
       dtype_(dtype),
-      cpu_kernels_(device.is_cpu() && dtype == torch::kFloat) {
+      cpu_kernels_(device.is_cpu() && dtype == torch::kFloat),
+      cpu_gemm_(cpu_kernels_ && kernels::gemm_available()) {
   torch::NoGradGuard no_grad;
   auto& backbone = *net.backbone;
 
@@ -54,7 +57,7 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
     return d;
   };
   auto pointwise = [](nn::Conv2dImpl& conv) {
-    return Linear{as_double(conv.weight).flatten(1), as_double(conv.bias)};
+    return Linear{as_double(conv.weight).flatten(1), as_double(conv.bias), torch::Tensor()};
   };
 
   // Stem: 4x4/4 conv then BN. Patches are flattened as (cin, ky, kx): the weight's order.
@@ -106,6 +109,12 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
 OptimizedNetwork::Linear OptimizedNetwork::to_target(Linear layer) const {
   layer.weight = layer.weight.to(device_, dtype_).contiguous();
   layer.bias = layer.bias.to(device_, dtype_).contiguous();
+  if (cpu_gemm_) {
+    const int64_t n = layer.weight.size(0), k = layer.weight.size(1);
+    layer.packed = torch::empty({kernels::gemm_packed_size(n, k)}, torch::kFloat);
+    kernels::pack_gemm_weights(layer.weight.data_ptr<float>(), n, k,
+                               layer.packed.data_ptr<float>());
+  }
   return layer;
 }
 
@@ -116,9 +125,26 @@ OptimizedNetwork::Depthwise OptimizedNetwork::to_target(Depthwise layer) const {
   return layer;
 }
 
+namespace {
+constexpr int64_t kGemmGrain = 96;  // rows per task: a multiple of the kernel's row blocks
+}
+
 torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& layer,
                                        bool relu) const {
   auto rows = x.view({-1, x.size(-1)});
+  if (layer.packed.defined()) {
+    const int64_t m = rows.size(0), k = rows.size(1), n = layer.weight.size(0);
+    auto shape = x.sizes().vec();
+    shape.back() = n;
+    auto out = torch::empty(shape, x.options());
+    const float* a = rows.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    at::parallel_for(0, m, kGemmGrain, [&](int64_t begin, int64_t end) {
+      kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
+                         false, relu, begin, end);
+    });
+    return out;
+  }
   auto y = torch::addmm(layer.bias, rows, layer.weight.t());
   if (relu) y.relu_();
   auto shape = x.sizes().vec();
@@ -156,7 +182,45 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
   return y.permute({0, 2, 3, 1}).contiguous();
 }
 
+// On CPU with at least as many images as threads, each thread runs the stage on its own
+// share of the batch (single-threaded GEMMs and kernels inside): one fork/join per stage
+// instead of one per layer, which matters most on a busy machine where a parallel
+// region waits for its slowest thread. Otherwise the layers themselves run in parallel.
+template <class Stage>
+torch::Tensor OptimizedNetwork::split_over_batch(const torch::Tensor& x, const Stage& stage) const {
+  const int64_t n = x.size(0), threads = at::get_num_threads();
+  if (!device_.is_cpu() || threads < 2 || n < threads || at::in_parallel_region()) return stage(x);
+  const int64_t chunks = threads;
+  torch::Tensor out;
+  std::mutex out_mutex;
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    c10::InferenceMode guard;  // thread-local: the worker threads need their own
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      const int64_t first = n * chunk / chunks, last = n * (chunk + 1) / chunks;
+      torch::Tensor part = stage(x.slice(0, first, last));
+      {
+        std::lock_guard<std::mutex> lock(out_mutex);
+        if (!out.defined()) {
+          auto shape = part.sizes().vec();
+          shape[0] = n;
+          out = torch::empty(shape, part.options());
+        }
+      }
+      out.slice(0, first, last).copy_(part);
+    }
+  });
+  return out;
+}
+
 torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
+  return split_over_batch(input, [this](const torch::Tensor& x) { return backbone_part(x); });
+}
+
+torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
+  return split_over_batch(features, [this](const torch::Tensor& x) { return head_part(x); });
+}
+
+torch::Tensor OptimizedNetwork::backbone_part(const torch::Tensor& input) const {
   const int64_t n = input.size(0), side = input.size(2) / 4;
   // The stem's 4x4 patches straight from the NCHW input, flattened as (cin, ky, kx).
   auto patches =
@@ -166,16 +230,31 @@ torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
     if (i > 0) x = patchify(x, 2, downsample_[i - 1]);
     for (const Block& b : stages_[i]) {
       auto hidden = linear(depthwise(x, b.dw), b.pw1, true);
-      // Residual in place: x += hidden W2^T + b2.
-      auto rows = x.view({-1, x.size(3)});
-      rows.add_(b.pw2.bias);
-      rows.addmm_(hidden.view({-1, hidden.size(3)}), b.pw2.weight.t());
+      linear_residual(x, hidden, b.pw2);
     }
   }
   return x.mul_(final_scale_).add_(final_shift_);
 }
 
-torch::Tensor OptimizedNetwork::head(torch::Tensor x) const {
+void OptimizedNetwork::linear_residual(torch::Tensor& x, const torch::Tensor& hidden,
+                                       const Linear& layer) const {
+  auto rows = x.view({-1, x.size(3)});
+  auto hidden_rows = hidden.view({-1, hidden.size(3)});
+  if (layer.packed.defined()) {
+    const int64_t m = rows.size(0), k = hidden_rows.size(1), n = rows.size(1);
+    const float* a = hidden_rows.data_ptr<float>();
+    float* o = rows.data_ptr<float>();
+    at::parallel_for(0, m, kGemmGrain, [&](int64_t begin, int64_t end) {
+      kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
+                         true, false, begin, end);
+    });
+    return;
+  }
+  rows.add_(layer.bias);
+  rows.addmm_(hidden_rows, layer.weight.t());
+}
+
+torch::Tensor OptimizedNetwork::head_part(torch::Tensor x) const {
   for (size_t k = 0; k < head_.size(); ++k) {
     const HeadLayer& layer = head_[k];
     x = linear(depthwise(x, layer.dw), layer.pw, true);

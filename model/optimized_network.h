@@ -29,7 +29,7 @@ class OptimizedNetwork {
   // n x 3 x 256 x 256 (NCHW) -> backbone features (N, H, W, C).
   torch::Tensor backbone(const torch::Tensor& input) const;
   // Backbone features -> heatmap logits (N, h, w, J*D), before the decoder's upsample.
-  torch::Tensor head(torch::Tensor features) const;
+  torch::Tensor head(const torch::Tensor& features) const;
   // Logits -> (N, J, 3) float32 soft-argmax coordinates in heatmap units.
   torch::Tensor decode(const torch::Tensor& logits) const;
 
@@ -37,6 +37,7 @@ class OptimizedNetwork {
   struct Linear {          // y = x W^T + b on the (rows, Cin) view
     torch::Tensor weight;  // (Cout, Cin)
     torch::Tensor bias;    // (Cout)
+    torch::Tensor packed;  // weight packed for kernels::gemm_bias, where it is used
   };
   struct Depthwise {
     torch::Tensor weight_khwc;  // (K, K, C) for the CPU kernel
@@ -54,7 +55,13 @@ class OptimizedNetwork {
     bool upsample = false;
   };
 
+  torch::Tensor backbone_part(const torch::Tensor& input) const;
+  torch::Tensor head_part(torch::Tensor x) const;
+  template <class Stage>
+  torch::Tensor split_over_batch(const torch::Tensor& x, const Stage& stage) const;
   torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
+  // x += hidden W^T + b, in place (the block's residual).
+  void linear_residual(torch::Tensor& x, const torch::Tensor& hidden, const Linear& layer) const;
   torch::Tensor patchify(const torch::Tensor& x_nhwc, int patch, const Linear& layer) const;
   torch::Tensor depthwise(const torch::Tensor& x, const Depthwise& layer) const;
   Linear to_target(Linear layer) const;
@@ -64,6 +71,7 @@ class OptimizedNetwork {
   torch::Device device_;
   torch::ScalarType dtype_;
   bool cpu_kernels_;  // fp32 on CPU: the hand-written depthwise kernel
+  bool cpu_gemm_;     // ... and the hand-written GEMM (AVX2 CPUs)
   Linear stem_;
   std::vector<Linear> downsample_;  // stages 1..3, input BatchNorm folded in
   std::vector<std::vector<Block>> stages_;

@@ -1,4 +1,5 @@
 #include "pipeline/collective_step.h"
+#include "pipeline/rank_timing.h"
 
 #include <spdlog/spdlog.h>
 
@@ -17,9 +18,7 @@ Mpi init_mpi() {
   MPI_Comm_rank(node, &mpi.local_rank);
   MPI_Comm_size(node, &mpi.local_size);
   MPI_Comm_free(&node);
-  if (const char* slurm_local = std::getenv("SLURM_LOCALID")) {
-    if (*slurm_local) mpi.local_rank = std::atoi(slurm_local);
-  }
+  // Not $SLURM_LOCALID: mpirun inside a batch step gives every rank the same value.
   return mpi;
 }
 
@@ -77,6 +76,7 @@ std::vector<std::string> gather_strings(const Mpi& mpi, const std::string& text)
 }
 
 bool all_ok(const Mpi& mpi, const std::string& local_error, std::vector<std::string>* errors) {
+  TimeInto timed(this_rank_timing().collective_s);
   int failed = local_error.empty() ? 0 : 1;
   int any_failed = 0;
   MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, mpi.comm);

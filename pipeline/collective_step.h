@@ -15,7 +15,7 @@ struct Mpi {
   MPI_Comm comm = MPI_COMM_WORLD;
   int rank = 0;
   int size = 1;
-  int local_rank = 0;  // among the ranks on this node
+  int local_rank = 0;  // among the ranks on this node (MPI_Comm_split_type): picks the GPU
   int local_size = 1;
 };
 

@@ -13,6 +13,7 @@
 #include "model/checkpoint.h"
 #include "model/pose_model.h"
 #include "pipeline/batch_producer.h"
+#include "pipeline/rank_timing.h"
 #include "pipeline/runtime.h"
 #include "pipeline/stop_signals.h"
 #include "pipeline/test_hooks.h"
@@ -63,20 +64,36 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   const int64_t total = static_cast<int64_t>(samples.size());
   const ShardRange shard = shard_range(total, mpi.rank, mpi.size);
 
-  // Rank 0 reads the checkpoint and sends it to every rank; each loads it into the variant's
-  // architecture.
+  // Every rank loads the same checkpoint into the variant's architecture.
   std::unique_ptr<model::PoseModel> net;
   std::string local_error;
   try {
-    const model::Checkpoint checkpoint =
-        broadcast_checkpoint(mpi.comm, *state.weights, pass.checkpoint);
+    // Rank 0 may still hold what validation read (read once per sweep where it fits); else it
+    // reads the file. Either way it sends the weights to every other rank.
+    std::shared_ptr<const model::Checkpoint> kept;
+    if (mpi.rank == 0) {
+      const auto it = plan.checkpoints.find(pass.checkpoint);
+      if (it != plan.checkpoints.end()) kept = std::move(it->second.kept);
+    }
+    std::shared_ptr<const model::Checkpoint> checkpoint;
+    {
+      TimeInto timed(this_rank_timing().checkpoint_read_s);
+      checkpoint = broadcast_checkpoint(mpi.comm, *state.weights, pass.checkpoint, kept);
+    }
     model::ModelOptions options;
     options.device = state.device;
     options.precision = plan.config.runtime.precision;
     options.threads = state.threads;
     options.flip_pairs = data::flip_pairs();
     options.variant = pass.variant;
-    net = model::PoseModel::load(plan.registry.get(pass.variant).arch, checkpoint, options);
+    const auto& arch = plan.registry.get(pass.variant).arch;
+    // The output buffers hold the data set's joints x 3 per sample.
+    if (arch.joints != plan.joints) {
+      throw Error("variant " + pass.variant + " predicts " + std::to_string(arch.joints) +
+                  " joints but the data set has " + std::to_string(plan.joints));
+    }
+    TimeInto timed(this_rank_timing().model_build_s);
+    net = model::PoseModel::load(arch, *checkpoint, options);
   } catch (const std::exception& e) {
     local_error = e.what();
   }
@@ -116,7 +133,8 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   auto describe = [&](int64_t index) { return sample_name(samples[shard.begin + index]); };
 
   test_hook(mpi.rank, "alloc");
-  std::vector<float> local_plain(static_cast<size_t>(shard.size()) * kCoords, 0.0f);
+  const int coords_per_sample = plan.coords_per_sample();
+  std::vector<float> local_plain(static_cast<size_t>(shard.size()) * coords_per_sample, 0.0f);
   std::vector<float> local_flipped(need_flip ? local_plain.size() : 0, 0.0f);
   std::vector<uint8_t> local_bad(static_cast<size_t>(shard.size()), 0);
 
@@ -129,13 +147,21 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   for (int64_t round = 0; round < rounds; ++round) {
     PreparedBatch batch;
     int64_t produced = 0;
-    if (local_error.empty() && producer.next(batch)) {
+    bool got_batch = false;
+    if (local_error.empty()) {
+      TimeInto timed(this_rank_timing().data_wait_s);
+      got_batch = producer.next(batch);
+    }
+    if (got_batch) {
       if (!batch.error.empty()) {
         local_error = batch.error;
       } else {
         try {
-          net->predict(batch.input.data(), batch.count, local_plain.data() + batch.first * kCoords,
-                       need_flip ? local_flipped.data() + batch.first * kCoords : nullptr);
+          TimeInto timed(this_rank_timing().forward_s);
+          test_hook(mpi.rank, "forward");
+          net->predict(
+              batch.input.data(), batch.count, local_plain.data() + batch.first * coords_per_sample,
+              need_flip ? local_flipped.data() + batch.first * coords_per_sample : nullptr);
           std::copy(batch.bad.begin(), batch.bad.end(), local_bad.begin() + batch.first);
           produced = batch.count;
         } catch (const std::exception& e) {
@@ -146,7 +172,10 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     // One cheap collective per batch: stop requests, failures, progress.
     int64_t local[3] = {stop_requested() ? 1 : 0, local_error.empty() ? 0 : 1, produced};
     int64_t summed[3] = {0, 0, 0};
-    MPI_Allreduce(local, summed, 3, MPI_INT64_T, MPI_SUM, mpi.comm);
+    {
+      TimeInto timed(this_rank_timing().collective_s);
+      MPI_Allreduce(local, summed, 3, MPI_INT64_T, MPI_SUM, mpi.comm);
+    }
     pass_done += summed[2];
     if (mpi.rank == 0 && round + 1 < rounds)
       log_progress(state, pass_done, total, pass_index, false);
@@ -171,13 +200,14 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   std::vector<int64_t> coord_counts(mpi.size), sample_counts(mpi.size);
   for (int r = 0; r < mpi.size; ++r) {
     sample_counts[r] = shard_range(total, r, mpi.size).size();
-    coord_counts[r] = sample_counts[r] * kCoords;
+    coord_counts[r] = sample_counts[r] * coords_per_sample;
   }
   if (mpi.rank == 0) {
-    outputs.plain.assign(static_cast<size_t>(total) * kCoords, 0.0f);
+    outputs.plain.assign(static_cast<size_t>(total) * coords_per_sample, 0.0f);
     outputs.flipped.assign(need_flip ? outputs.plain.size() : 0, 0.0f);
     outputs.bad.assign(static_cast<size_t>(total), 0);
   }
+  TimeInto timed(this_rank_timing().collective_s);
   state.gather->gather(local_plain.data(), coord_counts, outputs.plain.data());
   if (need_flip) state.gather->gather(local_flipped.data(), coord_counts, outputs.flipped.data());
   gather_bytes(mpi.comm, local_bad.data(), sample_counts, outputs.bad.data());

@@ -19,9 +19,6 @@ namespace cnp::pipeline {
 
 using Clock = std::chrono::steady_clock;
 
-// Floats per sample and half (plain / flipped).
-constexpr int kCoords = data::kNumJoints * 3;
-
 // Decoded crops kept per rank and sample set across passes when they fit the budget.
 struct CropStore {
   bool enabled = false;
@@ -62,8 +59,8 @@ struct RunState {
   Clock::time_point last_progress;
 };
 
-// What a pass leaves on rank 0 (empty elsewhere): per sample, kCoords floats of the
-// plain half and (when needed) the flipped half, and 1 where the image was bad.
+// What a pass leaves on rank 0 (empty elsewhere): per sample, plan.coords_per_sample() floats of
+// the plain half and (when needed) the flipped half, and 1 where the image was bad.
 struct PassOutputs {
   std::vector<float> plain;
   std::vector<float> flipped;

@@ -16,4 +16,8 @@ constexpr int kPlotPanelHeight = 420;  // one panel per protocol, stacked
 std::vector<std::string> write_pictures(const nlohmann::ordered_json& comparison,
                                         const std::string& dir);
 
+// False in a build without Cairo (a GPU node's dependency bundle has none): write_pictures then
+// writes nothing, and the reports say so; `cnp compare` where Cairo exists draws them.
+bool pictures_available();
+
 }  // namespace cnp::pipeline

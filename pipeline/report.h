@@ -16,6 +16,7 @@ namespace cnp::pipeline {
 struct JobResult {
   jobs::Job job;
   std::string checkpoint_sha256;
+  std::optional<int64_t> checkpoint_epoch;  // the checkpoint's own 'epoch' field, if any
   model::Architecture architecture;
   std::string settings_key;  // jobs::job_settings_key(); decides resume
   MetricsAccumulator::Summary metrics;

@@ -2,6 +2,7 @@
 // no fonts or styles from the network: it opens from a copied results folder offline.
 #include <sstream>
 
+#include "pipeline/plots.h"
 #include "pipeline/report_internal.h"
 
 namespace cnp::pipeline {
@@ -71,6 +72,10 @@ std::string html_from_comparison(const Comparison& c, const std::vector<std::str
   h << "<h2>Summary</h2>\n<ul>\n";
   for (const auto& line : c.summary) h << "<li>" << escape(line) << "</li>\n";
   h << "</ul>\n";
+  if (!pictures_available()) {
+    h << "<p>No pictures: this cnp was built without Cairo; <code>cnp compare</code> on a "
+         "machine whose cnp has Cairo draws them from this folder.</p>\n";
+  }
   for (const auto& name : pictures) {
     if (name.size() < 4 || name.substr(name.size() - 4) != ".svg") continue;
     h << "<img src=\"" << escape(name) << "\" alt=\"" << escape(name) << "\">\n";

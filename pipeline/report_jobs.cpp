@@ -158,6 +158,8 @@ std::string job_result_to_json(const JobResult& r) {
   j["checkpoint"] = {{"path", r.job.checkpoint},
                      {"sha256", r.checkpoint_sha256},
                      {"architecture", model::architecture_to_json(r.architecture)}};
+  // Recorded beside job.epoch (from the file name) so that a disagreement is visible.
+  if (r.checkpoint_epoch) j["checkpoint"]["epoch_field"] = *r.checkpoint_epoch;
   ojson m = metric_values(r.metrics.overall);
   m["headline"] = headline_metric(r.job.protocol);
   m["num_samples"] = r.metrics.num_samples;

@@ -37,11 +37,11 @@ bool finite(const Joints& joints) {
 }
 
 // Empty when every number of the sample is finite; else why not, naming the sample.
-std::string non_finite_reason(const float* coords, const Joints& camera, const SampleResult& result,
-                              const data::Sample& sample) {
+std::string non_finite_reason(const float* coords, int count, const Joints& camera,
+                              const SampleResult& result, const data::Sample& sample) {
   const std::string who =
       "sample " + std::to_string(sample.image_id) + " (" + sample.image_file + ")";
-  for (int k = 0; k < kCoords; ++k) {
+  for (int k = 0; k < count; ++k) {
     if (!std::isfinite(coords[k]))
       return "the network output for " + who + " is not finite (NaN or infinite weights?)";
   }
@@ -91,6 +91,11 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
   const auto& arch = plan.registry.get(pass.variant).arch;
   const int heatmap = arch.heatmap_size(data::kInputSize);
   const auto& info = plan.checkpoints.at(pass.checkpoint);
+  const int coords_per_sample = plan.coords_per_sample();
+  if (arch.joints != plan.joints) {  // validation rejects this; never read past a sample
+    throw Error("variant " + pass.variant + " predicts " + std::to_string(arch.joints) +
+                " joints but the data set has " + std::to_string(plan.joints));
+  }
   for (size_t j : pass.jobs) {
     if (plan.job_current[j]) continue;
     const jobs::Job& job = plan.jobs[j];
@@ -98,24 +103,25 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     std::vector<SampleResult> results;
     std::vector<const data::Sample*> kept;
     int64_t skipped = 0;
-    std::array<float, kCoords> coords{};
+    std::vector<float> coords(static_cast<size_t>(coords_per_sample));
     std::string non_finite;
     for (int64_t i : protocol_indices(set.set, job.protocol)) {
       if (bad[i]) {
         ++skipped;
         continue;
       }
-      const float* p = plain.data() + i * kCoords;
+      const float* p = plain.data() + i * coords_per_sample;
       if (job.flip) {
-        const float* f = flipped.data() + i * kCoords;
-        for (int k = 0; k < kCoords; ++k) coords[k] = (p[k] + f[k]) / 2.0f;
+        const float* f = flipped.data() + i * coords_per_sample;
+        for (int k = 0; k < coords_per_sample; ++k) coords[k] = (p[k] + f[k]) / 2.0f;
       } else {
-        std::copy(p, p + kCoords, coords.begin());
+        std::copy(p, p + coords_per_sample, coords.begin());
       }
       const data::Sample& sample = set.set.samples[i];
       const Joints camera = heatmap_to_camera(coords.data(), heatmap, arch.depth_dim, sample);
       results.push_back(evaluate_sample(camera, sample));
-      non_finite = non_finite_reason(coords.data(), camera, results.back(), sample);
+      non_finite =
+          non_finite_reason(coords.data(), coords_per_sample, camera, results.back(), sample);
       if (!non_finite.empty()) break;
       accumulator.add(results.back());
       kept.push_back(&sample);
@@ -137,6 +143,7 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     JobResult result;
     result.job = job;
     result.checkpoint_sha256 = info.sha256;
+    result.checkpoint_epoch = info.epoch_field;
     result.architecture = arch;
     result.settings_key = plan.settings_keys[j];
     result.metrics = accumulator.summary();
@@ -155,6 +162,7 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     write_file_atomic(jobs::job_predictions_path(plan.config.output, job),
                       predictions_to_json(results, kept, job.protocol));
     write_file_atomic(jobs::job_result_path(plan.config.output, job), job_result_to_json(result));
+    jobs::remove_legacy_result(plan.config.output, job);
     plan.job_current[j] = 1;
     ++state.jobs_computed;
     ++state.jobs_finished;
@@ -167,7 +175,8 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
   }
 }
 
-void write_summary(const RunState& state, const SweepCounts& counts, bool preempted) {
+void write_summary(const RunState& state, const SweepCounts& counts, bool preempted,
+                   const std::vector<std::string>& rank_timings) {
   nlohmann::json summary;
   summary["passes_total"] = state.plan.passes.size();
   summary["passes_computed"] = counts.passes_computed;
@@ -193,6 +202,10 @@ void write_summary(const RunState& state, const SweepCounts& counts, bool preemp
                            {"ranks", state.mpi.size},
                            {"started", utc_time(state.start)},
                            {"finished", utc_time(Clock::now())}};
+  nlohmann::json per_rank = nlohmann::json::array();
+  for (const auto& text : rank_timings) per_rank.push_back(nlohmann::json::parse(text));
+  summary["timing"] = {{"wall_s", per_rank.empty() ? 0.0 : per_rank[0].value("wall_s", 0.0)},
+                       {"per_rank", per_rank}};
   write_file_atomic((fs::path(state.plan.config.output) / "run_summary.json").string(),
                     summary.dump(2) + "\n");
 }
@@ -201,10 +214,10 @@ void write_sweep_comparison(const Plan& plan) {
   // No job finished (every one failed alone): nothing to compare.
   if (!fs::exists(fs::path(plan.config.output) / "jobs")) return;
   std::set<std::string> stems;
-  for (const auto& job : plan.jobs) stems.insert(job.stem());
+  for (const auto& job : plan.jobs) stems.insert(job.file_stem());
   std::vector<JobResult> results;
   for (auto& result : load_job_results(plan.config.output)) {
-    if (stems.count(result.job.stem())) results.push_back(std::move(result));
+    if (stems.count(result.job.file_stem())) results.push_back(std::move(result));
   }
   write_comparison(plan.config.output, results, plan.registry);
 }

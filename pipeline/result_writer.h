@@ -4,6 +4,7 @@
 // comparison table and run_summary.json. Runs on rank 0 only; no collectives.
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "pipeline/pass_executor.h"
 
@@ -23,9 +24,11 @@ struct SweepCounts {
 // This machine's host name, for the provenance in run_summary.json.
 std::string host_name();
 
-// <output>/run_summary.json, with "provenance" (version, commit, LibTorch, device,
-// precision, hosts of every rank, start and end times).
-void write_summary(const RunState& state, const SweepCounts& counts, bool preempted);
+// <output>/run_summary.json, with "provenance" (version, commit, LibTorch, device, precision,
+// hosts of every rank, start and end times) and "timing": `rank_timings` holds each rank's timing
+// as JSON text (rank order), written as {"wall_s" (rank 0's), "per_rank": [...]}.
+void write_summary(const RunState& state, const SweepCounts& counts, bool preempted,
+                   const std::vector<std::string>& rank_timings);
 
 // comparison.csv/.md over this sweep's jobs (those on disk, including resumed ones).
 void write_sweep_comparison(const Plan& plan);

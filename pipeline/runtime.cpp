@@ -54,8 +54,20 @@ int cuda_device_index(const std::string& device) {
   return std::atoi(device.c_str() + colon + 1);
 }
 
+int cuda_device_for_rank(int local_rank, int local_size, int device_count) {
+  if (local_size > device_count) {
+    throw Error("runtime.device: " + std::to_string(local_size) + " ranks on this node but only " +
+                std::to_string(device_count) + " GPU(s); start one rank per GPU");
+  }
+  if (local_rank < 0 || local_rank >= local_size) {
+    throw Error("runtime.device: local rank " + std::to_string(local_rank) + " is not in [0, " +
+                std::to_string(local_size) + ")");
+  }
+  return local_rank;
+}
+
 std::string resolve_device(const std::string& configured, bool cuda_available, int cuda_devices,
-                           int local_rank) {
+                           int local_rank, int local_size) {
   std::string device = configured;
   if (device == "auto") device = cuda_available && cuda_devices > 0 ? "cuda" : "cpu";
   if (device == "cpu") return device;
@@ -63,7 +75,7 @@ std::string resolve_device(const std::string& configured, bool cuda_available, i
     if (!cuda_available || cuda_devices <= 0) {
       throw Error("runtime.device: 'cuda' asked for but no CUDA device is available to LibTorch");
     }
-    return "cuda:" + std::to_string(local_rank % cuda_devices);
+    return "cuda:" + std::to_string(cuda_device_for_rank(local_rank, local_size, cuda_devices));
   }
   throw Error("runtime.device: '" + configured + "' is not one of auto, cpu, cuda");
 }

@@ -28,10 +28,15 @@ int64_t batch_rounds(int64_t total, int ranks, int batch_size);
 int resolve_threads_per_rank(int configured, const char* slurm_cpus_per_task, int hardware_cores,
                              int local_ranks);
 
-// "auto" -> cuda when available, else cpu; "cuda" -> "cuda:<local_rank % devices>".
-// Throws cnp::Error naming runtime.device when cuda is asked for but absent.
+// One rank per GPU: the GPU of the rank with node-local rank `local_rank` among
+// `local_size` ranks on its node. More ranks than GPUs is a cnp::Error naming both.
+int cuda_device_for_rank(int local_rank, int local_size, int device_count);
+
+// "auto" -> cuda when available, else cpu; "cuda" -> "cuda:<cuda_device_for_rank>".
+// Throws cnp::Error naming runtime.device when cuda is asked for but absent, or when
+// the node has more ranks than GPUs.
 std::string resolve_device(const std::string& configured, bool cuda_available, int cuda_devices,
-                           int local_rank);
+                           int local_rank, int local_size);
 bool is_cuda_device(const std::string& device);
 int cuda_device_index(const std::string& device);  // "cuda:3" -> 3, "cuda" -> 0
 

@@ -1,6 +1,13 @@
 #include "pipeline/sweep_plan.h"
+#include "pipeline/rank_timing.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -10,9 +17,12 @@
 #include "common/files.h"
 #include "data/h36m.h"
 #include "model/checkpoint.h"
+#include "model/pose_model.h"
 #include "model/remap.h"
 
 namespace cnp::pipeline {
+
+namespace fs = std::filesystem;
 
 bool SampleSetKey::operator<(const SampleSetKey& other) const {
   return std::tie(bbox, bbox_root, protocol) <
@@ -34,6 +44,13 @@ SampleSetKey sample_set_key(const jobs::Pass& pass) {
   key.bbox_root = pass.bbox == "detected" ? pass.bbox_root : "";
   key.protocol = *std::max_element(pass.protocols.begin(), pass.protocols.end());
   return key;
+}
+
+int64_t checkpoint_bytes(const model::Checkpoint& checkpoint) {
+  int64_t bytes = 0;
+  for (const auto& [name, tensor] : checkpoint.tensors)
+    bytes += static_cast<int64_t>(tensor.bytes.size());
+  return bytes;
 }
 
 std::vector<int> subjects_of(int protocol) {
@@ -84,31 +101,95 @@ bool architecture_matches(const model::InferredArchitecture& inferred,
 
 }  // namespace
 
-std::vector<std::string> validate_plan(Plan& plan, bool no_resume) {
+std::string check_output_folder(const std::string& output) {
+  const fs::path path(output);
+  std::error_code ec;
+  if (fs::exists(path, ec) && !fs::is_directory(path, ec)) {
+    return "output: " + output + " is a file, not a folder";
+  }
+  // The nearest existing ancestor must be a folder we can create files in: try it
+  // (access() says yes to root even on a read-only file system).
+  fs::path existing = fs::absolute(path.empty() ? fs::path(".") : path, ec);
+  while (!fs::exists(existing, ec) && existing.has_relative_path()) {
+    existing = existing.parent_path();
+  }
+  if (!fs::is_directory(existing, ec)) {
+    return "output: " + output + " cannot be created: " + existing.string() +
+           " is a file, not a folder";
+  }
+  const std::string probe =
+      (existing / (".cnp_write_probe." + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    return "output: " + output + " is not writable (" + existing.string() + ": " +
+           std::strerror(errno) + ")";
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return "";
+}
+
+std::vector<std::string> validate_plan(Plan& plan, const ValidationOptions& options) {
   std::vector<std::string> problems;
   const auto& config = plan.config;
 
+  if (const std::string output_problem = check_output_folder(config.output);
+      !output_problem.empty()) {
+    problems.push_back(output_problem);
+  }
+  if (config.runtime.precision == "fp16" && !options.device.empty() &&
+      options.device.rfind("cuda", 0) != 0) {
+    problems.push_back("runtime.precision: fp16 needs a CUDA device, but runtime.device '" +
+                       config.runtime.device + "' resolves to " + options.device +
+                       " here (use fp32 or bf16)");
+  }
+
+  // Every variant predicts the data set's joints: its output is read as joints x 3.
+  std::set<std::string> variant_names;
+  for (const auto& job : plan.jobs) variant_names.insert(job.variant);
+  for (const auto& name : variant_names) {
+    const model::Variant* variant = plan.registry.find(name);
+    if (variant && variant->arch.joints != plan.joints) {
+      problems.push_back("variant " + name + " predicts " + std::to_string(variant->arch.joints) +
+                         " joints but the data set has " + std::to_string(plan.joints) +
+                         " (model.variants." + name + ".joints)");
+    }
+  }
+
   // Checkpoints: exist, read, architecture equals the variant the sweep asks for.
   std::map<std::string, std::set<std::string>> asked;  // checkpoint -> variants
+  int64_t kept_bytes = 0;
   for (const auto& job : plan.jobs) asked[job.checkpoint].insert(job.variant);
   for (const auto& [path, variants] : asked) {
     CheckpointInfo info;
     info.path = path;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      problems.push_back(path + ": is a folder, not a checkpoint file (model.checkpoint for " +
+                         *variants.begin() + ")");
+      plan.checkpoints[path] = info;
+      continue;
+    }
     if (!file_exists(path)) {
       problems.push_back(path + ": checkpoint not found (model.checkpoint for " +
                          *variants.begin() + ")");
       plan.checkpoints[path] = info;
       continue;
     }
+    model::Checkpoint checkpoint;
     try {
-      model::Checkpoint checkpoint = model::read_checkpoint(path);
+      {
+        TimeInto timed(this_rank_timing().checkpoint_read_s);
+        checkpoint = model::read_checkpoint(path);
+      }
       info.format = checkpoint.format;
-      info.inferred =
-          model::infer_architecture(model::remap_keys(std::move(checkpoint.tensors)), path);
+      info.epoch_field = checkpoint.epoch;
+      info.inferred = model::infer_architecture(model::remap_keys(checkpoint.tensors), path);
       for (const auto* variant :
            plan.registry.matching(info.inferred.arch, info.inferred.upsample_known)) {
         info.matches.push_back(variant->name);
       }
+      TimeInto timed(this_rank_timing().checkpoint_read_s);
       info.sha256 = sha256_file(path);
       info.readable = true;
     } catch (const std::exception& e) {
@@ -134,6 +215,26 @@ std::vector<std::string> validate_plan(Plan& plan, bool no_resume) {
       problems.push_back(path + " looks like " + looks_like + " (" + detail +
                          ") but the sweep asks for " + variant_name);
     }
+    // Every tensor present with its shape: the loader's own check (missing keys),
+    // on the CPU in fp32, one checkpoint at a time.
+    for (const auto& variant_name : variants) {
+      const model::Variant* variant = plan.registry.find(variant_name);
+      if (!variant || !architecture_matches(info.inferred, variant->arch)) continue;
+      try {
+        model::ModelOptions load_options;
+        load_options.threads = 1;
+        load_options.variant = variant_name;
+        TimeInto timed(this_rank_timing().model_build_s);
+        model::PoseModel::load(variant->arch, checkpoint, load_options);
+      } catch (const std::exception& e) {
+        problems.push_back(e.what());
+      }
+    }
+    if (info.readable &&
+        kept_bytes + checkpoint_bytes(checkpoint) <= options.keep_checkpoint_bytes) {
+      kept_bytes += checkpoint_bytes(checkpoint);
+      info.kept = std::make_shared<const model::Checkpoint>(std::move(checkpoint));
+    }
     plan.checkpoints[path] = info;
   }
 
@@ -151,6 +252,7 @@ std::vector<std::string> validate_plan(Plan& plan, bool no_resume) {
   for (auto& set : plan.sets) {
     if (set.key.bbox == "detected" && !file_exists(set.key.bbox_root)) continue;  // reported above
     try {
+      TimeInto timed(this_rank_timing().data_wait_s);
       set.set = data::load_test_set(set.options);
       set.loaded = true;
       if (set.set.samples.empty()) {
@@ -160,6 +262,21 @@ std::vector<std::string> validate_plan(Plan& plan, bool no_resume) {
       }
     } catch (const std::exception& e) {
       problems.push_back(e.what());
+    }
+  }
+
+  // A checkpoint's own `epoch` field that disagrees with the epoch of its file name is
+  // suspicious but not fatal (some scripts save epoch + 1): warn, and the job file
+  // records both.
+  for (const auto& job : plan.jobs) {
+    const auto it = plan.checkpoints.find(job.checkpoint);
+    if (it == plan.checkpoints.end() || !it->second.epoch_field) continue;
+    if (*it->second.epoch_field != job.epoch) {
+      const std::string warning = job.checkpoint + ": its 'epoch' field is " +
+                                  std::to_string(*it->second.epoch_field) +
+                                  " but the sweep runs it as epoch " + std::to_string(job.epoch);
+      if (std::find(plan.warnings.begin(), plan.warnings.end(), warning) == plan.warnings.end())
+        plan.warnings.push_back(warning);
     }
   }
 
@@ -174,8 +291,9 @@ std::vector<std::string> validate_plan(Plan& plan, bool no_resume) {
       if (!variant) continue;  // reported above
       plan.settings_keys[j] = jobs::job_settings_key(plan.jobs[j], info.sha256, config.dataset,
                                                      variant->arch, config.runtime.precision);
-      plan.job_current[j] = !no_resume && jobs::job_result_is_current(config.output, plan.jobs[j],
-                                                                      plan.settings_keys[j]);
+      plan.job_current[j] =
+          !options.no_resume &&
+          jobs::job_result_is_current(config.output, plan.jobs[j], plan.settings_keys[j]);
     } catch (const std::exception& e) {
       problems.push_back(e.what());
     }
@@ -214,13 +332,11 @@ std::string format_dry_run(const Plan& plan, int ranks, const std::vector<char>&
   out << "sweep " << config.name << ": " << plan.jobs.size() << " jobs, " << plan.passes.size()
       << " forward passes, " << ranks << " rank(s), output " << config.output << "\n";
   out << "checkpoints:\n";
+  std::map<std::string, std::set<std::string>> variants_of;  // one scan: linear in the jobs
+  for (const auto& job : plan.jobs) variants_of[job.checkpoint].insert(job.variant);
   for (const auto& [path, info] : plan.checkpoints) {
     std::string variants;
-    for (const auto& job : plan.jobs) {
-      if (job.checkpoint == path && variants.find(job.variant) == std::string::npos) {
-        variants += (variants.empty() ? "" : ",") + job.variant;
-      }
-    }
+    for (const auto& name : variants_of[path]) variants += (variants.empty() ? "" : ",") + name;
     std::string matches;
     for (const auto& name : info.matches) matches += (matches.empty() ? "" : ",") + name;
     out << "  " << path << "\n    format " << info.format << ", sha256 "
@@ -252,6 +368,7 @@ std::string format_dry_run(const Plan& plan, int ranks, const std::vector<char>&
       out << "\n";
     }
   }
+  for (const auto& warning : plan.warnings) out << "warning: " << warning << "\n";
   out << "forward passes:\n";
   int to_compute = 0;
   for (size_t p = 0; p < plan.passes.size(); ++p) {

@@ -6,10 +6,13 @@
 #include <spdlog/sinks/sink.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/error.h"
@@ -18,7 +21,9 @@
 #include "data/cache.h"
 #include "model/pose_model.h"
 #include "pipeline/collective_step.h"
+#include "pipeline/output_lock.h"
 #include "pipeline/pass_executor.h"
+#include "pipeline/rank_timing.h"
 #include "pipeline/result_writer.h"
 #include "pipeline/runtime.h"
 #include "pipeline/stop_signals.h"
@@ -34,6 +39,9 @@ namespace fs = std::filesystem;
 // budget (each sample is 192 KiB), so a sweep decodes every image once. Override
 // with $CNP_CROP_MEMORY_MB (0 disables the store and re-reads images/cache per pass).
 constexpr int64_t kDefaultCropMemoryMb = 2048;
+// Checkpoints rank 0 read while validating are kept for their pass within this
+// budget ($CNP_CHECKPOINT_MEMORY_MB), so it reads each file once per sweep.
+constexpr int64_t kDefaultCheckpointMemoryMb = 1024;
 
 // stderr on rank 0: one line per problem, the first line the summary (and, with a
 // single problem, the problem itself, so scripts can show one line).
@@ -78,8 +86,10 @@ bool open_caches(RunState& state, const std::vector<char>& pass_compute,
       test_hook(mpi.rank, "cache");
       spdlog::info("cache: checking {} boxes, protocol {} under {}", set.key.bbox, set.key.protocol,
                    plan.config.dataset.cache);
-      state.set_state[s].cache_path =
-          data::ensure_cache(plan.config.dataset.cache, set.options, set.set, state.threads);
+      state.set_state[s].cache_path = [&] {
+        TimeInto timed(this_rank_timing().data_wait_s);
+        return data::ensure_cache(plan.config.dataset.cache, set.options, set.set, state.threads);
+      }();
     }
   });
   if (!built) return false;
@@ -90,6 +100,7 @@ bool open_caches(RunState& state, const std::vector<char>& pass_compute,
       const SampleSet& set = plan.sets[s];
       if (!pass_compute[p] || set_state.cache) continue;
       set_state.cache_path = data::cache_file_path(plan.config.dataset.cache, set.options);
+      TimeInto timed(this_rank_timing().data_wait_s);
       set_state.cache = std::make_unique<data::CacheReader>(set_state.cache_path);
       if (set_state.cache->samples().size() != set.set.samples.size()) {
         throw Error(set_state.cache_path + ": holds " +
@@ -101,11 +112,33 @@ bool open_caches(RunState& state, const std::vector<char>& pass_compute,
   });
 }
 
+// {"rank", "host", "wall_s", parts...} of this rank, as JSON text.
+std::string rank_timing_json(const RunState& state) {
+  const RankTiming& t = this_rank_timing();
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  nlohmann::json j;
+  j["rank"] = state.mpi.rank;
+  j["host"] = std::string(host);
+  j["wall_s"] = std::chrono::duration<double>(Clock::now() - state.start).count();
+  j["checkpoint_read_s"] = t.checkpoint_read_s;
+  j["model_build_s"] = t.model_build_s;
+  j["data_wait_s"] = t.data_wait_s;
+  j["forward_s"] = t.forward_s;
+  j["collective_s"] = t.collective_s;
+  j["metrics_write_s"] = t.metrics_write_s;
+  return j.dump();
+}
+
 int run_sweep_steps(const SweepOptions& options) {
   RunState state;
   state.start = Clock::now();
   state.last_progress = state.start;
-  state.mpi = init_mpi();
+  RankTiming& timing = this_rank_timing();
+  {
+    TimeInto timed(timing.collective_s);
+    state.mpi = init_mpi();
+  }
   state.hosts = gather_strings(state.mpi, host_name());
   const Mpi& mpi = state.mpi;
   Plan& plan = state.plan;
@@ -132,16 +165,31 @@ int run_sweep_steps(const SweepOptions& options) {
     try {
       test_hook(mpi.rank, "planning");
       plan_jobs(plan);
+      ValidationOptions validation;
+      validation.no_resume = options.no_resume;
+      validation.keep_checkpoint_bytes =
+          options.dry_run ? 0
+                          : env_int("CNP_CHECKPOINT_MEMORY_MB", kDefaultCheckpointMemoryMb) << 20;
+      try {
+        validation.device =
+            resolve_device(plan.config.runtime.device, model::PoseModel::cuda_available(),
+                           model::PoseModel::cuda_device_count(), mpi.local_rank, mpi.local_size);
+      } catch (const std::exception& e) {
+        problems.push_back(e.what());
+      }
       test_hook(mpi.rank, "validation");
-      problems = validate_plan(plan, options.no_resume);
-      state.device = resolve_device(plan.config.runtime.device, model::PoseModel::cuda_available(),
-                                    model::PoseModel::cuda_device_count(), mpi.local_rank);
+      const auto found = validate_plan(plan, validation);
+      problems.insert(problems.end(), found.begin(), found.end());
     } catch (const std::exception& e) {
       problems.push_back(e.what());
     }
+    for (const auto& warning : plan.warnings) spdlog::warn("{}", warning);
   }
   int problem_count = static_cast<int>(problems.size());
-  MPI_Bcast(&problem_count, 1, MPI_INT, 0, mpi.comm);
+  {
+    TimeInto timed(timing.collective_s);  // the other ranks wait here while rank 0 validates
+    MPI_Bcast(&problem_count, 1, MPI_INT, 0, mpi.comm);
+  }
   if (problem_count > 0) return fail(mpi, problems);
 
   if (!collective_step(mpi, errors, [&] {
@@ -161,33 +209,53 @@ int run_sweep_steps(const SweepOptions& options) {
   }
   const std::vector<char>& pass_compute = selection.compute;
   const std::vector<char>& pass_flip = selection.flip;
-  MPI_Bcast(selection.compute.data(), static_cast<int>(selection.compute.size()), MPI_CHAR, 0,
-            mpi.comm);
-  MPI_Bcast(selection.flip.data(), static_cast<int>(selection.flip.size()), MPI_CHAR, 0, mpi.comm);
+  {
+    TimeInto timed(timing.collective_s);
+    MPI_Bcast(selection.compute.data(), static_cast<int>(selection.compute.size()), MPI_CHAR, 0,
+              mpi.comm);
+    MPI_Bcast(selection.flip.data(), static_cast<int>(selection.flip.size()), MPI_CHAR, 0,
+              mpi.comm);
+  }
 
   if (options.dry_run) {
     if (mpi.rank == 0) std::cout << format_dry_run(plan, mpi.size, pass_compute) << std::flush;
     return kExitOk;
   }
 
-  // 4. Runtime, logs, sample sets (and the cache) on every rank.
+  // 4. One sweep per output folder: rank 0 locks it before anything is written there.
+  std::unique_ptr<OutputLock> output_lock;
+  if (!collective_step(mpi, errors, [&] {
+        if (mpi.rank == 0) output_lock = std::make_unique<OutputLock>(plan.config.output);
+        test_hook(mpi.rank, "locked");
+      })) {
+    return fail(mpi, errors);
+  }
+
+  // Runtime, logs, sample sets (and the cache) on every rank.
   if (!collective_step(mpi, errors, [&] {
         const auto& runtime = plan.config.runtime;
-        state.device = resolve_device(runtime.device, model::PoseModel::cuda_available(),
-                                      model::PoseModel::cuda_device_count(), mpi.local_rank);
+        state.device =
+            resolve_device(runtime.device, model::PoseModel::cuda_available(),
+                           model::PoseModel::cuda_device_count(), mpi.local_rank, mpi.local_size);
         state.threads = resolve_threads_per_rank(
             runtime.threads_per_rank, std::getenv("SLURM_CPUS_PER_TASK"),
             static_cast<int>(std::thread::hardware_concurrency()), mpi.local_size);
         state.batch_size = resolve_batch_size(runtime.batch_size, state.device);
         state.crop_budget_bytes = env_int("CNP_CROP_MEMORY_MB", kDefaultCropMemoryMb) << 20;
         const fs::path logs = fs::path(plan.config.output) / "logs";
-        fs::create_directories(logs);
+        std::error_code ec;
+        fs::create_directories(logs, ec);
+        if (ec) {
+          throw Error("output: " + plan.config.output + ": cannot create " + logs.string() + " (" +
+                      ec.message() + ")");
+        }
         add_log_file((logs / ("rank" + std::to_string(mpi.rank) + ".log")).string());
         for (const auto& f : remove_stale_temporaries(plan.config.output))
           spdlog::info("removed stale temporary {}", f);
         for (size_t p = 0; p < plan.passes.size(); ++p) {
           SampleSet& set = plan.sets[plan.pass_set[p]];
           if (!pass_compute[p] || set.loaded) continue;
+          TimeInto timed(timing.data_wait_s);
           set.set = data::load_test_set(set.options);
           set.loaded = true;
         }
@@ -204,6 +272,7 @@ int run_sweep_steps(const SweepOptions& options) {
   test_hook(mpi.rank, "gather_setup");
 #ifdef CNP_HAVE_NCCL
   if (is_cuda_device(state.device)) {
+    TimeInto timed(timing.collective_s);
     state.weights = make_nccl_broadcast(mpi.comm, cuda_device_index(state.device));
   }
 #endif
@@ -229,6 +298,10 @@ int run_sweep_steps(const SweepOptions& options) {
   }
 
   // 5. Passes, one after another; each pass's jobs are on disk when it ends.
+  size_t last_computed_pass = 0;
+  for (size_t p = 0; p < plan.passes.size(); ++p) {
+    if (pass_compute[p]) last_computed_pass = p;
+  }
   set_stop_mode(StopMode::AtBatchBoundary);
   bool preempted = false;
   for (size_t p = 0; p < plan.passes.size() && !preempted; ++p) {
@@ -258,29 +331,33 @@ int run_sweep_steps(const SweepOptions& options) {
           const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();
           state.work_computed +=
               plan.sets[plan.pass_set[p]].set.samples.size() * state.pass_cost_per_sample;
+          TimeInto timed(timing.metrics_write_s);
           write_pass_results(state, p, outputs, seconds);
         })) {
       return fail(mpi, errors);
     }
     // A signal that arrived while rank 0 wrote results stops before the next pass.
     int stop = stop_requested() ? 1 : 0, any_stop = 0;
-    MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, mpi.comm);
-    bool remaining = false;
-    for (size_t q = p + 1; q < plan.passes.size(); ++q) remaining = remaining || pass_compute[q];
-    if (any_stop && remaining) preempted = true;
+    {
+      TimeInto timed(timing.collective_s);
+      MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, mpi.comm);
+    }
+    if (any_stop && p < last_computed_pass) preempted = true;
   }
 
-  // 6. Summary files on rank 0.
+  // 6. Every rank's timing to rank 0 (the summary's own writing is not in it), then
+  // the summary files on rank 0.
+  const std::vector<std::string> timings = gather_strings(mpi, rank_timing_json(state));
   if (!collective_step(mpi, errors, [&] {
         if (mpi.rank != 0) return;
         if (preempted) {
-          write_summary(state, counts, true);
+          write_summary(state, counts, true, timings);
           spdlog::warn(
               "preempted: stopped at a batch boundary, {}/{} jobs finished; rerun to resume",
               state.jobs_finished, plan.jobs.size());
         } else {
           write_sweep_comparison(plan);
-          write_summary(state, counts, false);
+          write_summary(state, counts, false, timings);
         }
         spdlog::info("forward passes: {} computed, {} skipped", counts.passes_computed,
                      counts.passes_skipped);

@@ -4,6 +4,7 @@
 //     ("alloc" throws std::bad_alloc, any other stage a cnp::Error);
 //   CNP_TEST_PAUSE_STAGE=S CNP_TEST_PAUSE_MARKER=F  rank 0 creates file F at stage S
 //     and then sleeps (a slow stage the test can signal).
+// Stages: planning, validation, locked, cache, gather_setup, alloc, forward, gather.
 // Lets a test make one rank fail where the others already wait in a collective.
 namespace cnp::pipeline {
 

@@ -137,17 +137,18 @@ model::Checkpoint unpack_checkpoint(const std::vector<uint8_t>& bytes) {
   return ck;
 }
 
-model::Checkpoint broadcast_checkpoint(MPI_Comm comm, ByteBroadcast& transport,
-                                       const std::string& path) {
-  int rank = 0;
+std::shared_ptr<const model::Checkpoint> broadcast_checkpoint(
+    MPI_Comm comm, ByteBroadcast& transport, const std::string& path,
+    std::shared_ptr<const model::Checkpoint> have) {
+  int rank = 0, size = 1;
   MPI_Comm_rank(comm, &rank);
-  model::Checkpoint checkpoint;
+  MPI_Comm_size(comm, &size);
   std::vector<uint8_t> bytes;
   std::string error;
   if (rank == 0) {
     try {
-      checkpoint = model::read_checkpoint(path);
-      bytes = pack_checkpoint(checkpoint);
+      if (!have) have = std::make_shared<const model::Checkpoint>(model::read_checkpoint(path));
+      if (size > 1) bytes = pack_checkpoint(*have);
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -161,10 +162,11 @@ model::Checkpoint broadcast_checkpoint(MPI_Comm comm, ByteBroadcast& transport,
     MPI_Bcast(error.data(), static_cast<int>(header[1]), MPI_CHAR, 0, comm);
     throw Error(error);
   }
+  if (size == 1) return have;
   bytes.resize(static_cast<size_t>(header[0]));
   transport.broadcast(bytes);
-  if (rank == 0) return checkpoint;
-  return unpack_checkpoint(bytes);
+  if (rank == 0) return have;
+  return std::make_shared<const model::Checkpoint>(unpack_checkpoint(bytes));
 }
 
 }  // namespace cnp::pipeline

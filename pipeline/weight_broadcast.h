@@ -35,9 +35,10 @@ std::unique_ptr<ByteBroadcast> make_nccl_broadcast(MPI_Comm comm, int cuda_devic
 std::vector<uint8_t> pack_checkpoint(const model::Checkpoint& checkpoint);
 model::Checkpoint unpack_checkpoint(const std::vector<uint8_t>& bytes);
 
-// Rank 0 reads `path`; every rank returns the same checkpoint, or every rank throws rank 0's
-// error (one line naming the file). Collective.
-model::Checkpoint broadcast_checkpoint(MPI_Comm comm, ByteBroadcast& transport,
-                                       const std::string& path);
+// Rank 0 reads `path` (unless it passes the checkpoint in `have`); every rank returns the same
+// checkpoint, or every rank throws rank 0's error (one line naming the file). Collective.
+std::shared_ptr<const model::Checkpoint> broadcast_checkpoint(
+    MPI_Comm comm, ByteBroadcast& transport, const std::string& path,
+    std::shared_ptr<const model::Checkpoint> have = nullptr);
 
 }  // namespace cnp::pipeline

@@ -127,11 +127,12 @@ def check_job(job_file, output, dataset, bbox_roots, tol):
         skipped = job.get("skipped_samples", 0)
     except (KeyError, TypeError) as e:
         raise Mismatch("missing key %s" % e)
-    stem = "%s_e%d_p%d_%s" % (j["variant"], j["epoch"], protocol, "flip" if j["flip"] else "noflip")
-    # Newer file names add the box source after the flip tag.
-    if os.path.basename(job_file) not in (stem + ".json", "%s_%s.json" % (stem, bbox)):
-        raise Mismatch("file name does not match its job (%s)" % stem)
+    label = "%s_e%d_p%d_%s" % (j["variant"], j["epoch"], protocol, "flip" if j["flip"] else "noflip")
+    # Files are named <label>_<bbox>.json; results from before the box source was in
+    # the name are <label>.json.
     stem = os.path.basename(job_file)[:-len(".json")]
+    if stem not in (label + "_" + bbox, label):
+        raise Mismatch("file name does not match its job (%s_%s)" % (label, bbox))
     want_headline = {1: "pa_mpjpe", 2: "mpjpe"}[protocol]
     if headline != want_headline:
         raise Mismatch("headline is %s, expected %s" % (headline, want_headline))

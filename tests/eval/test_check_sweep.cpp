@@ -216,13 +216,13 @@ TEST_F(CheckSweep, RejectsWrongHeadline) {
   EXPECT_EQ(run(
                 "headline",
                 [](const fs::path& d) {
-                  edit_json(d / "jobs" / "M_e70_p2_noflip.json", [](json& j) {
+                  edit_json(d / "jobs" / "M_e70_p2_noflip_gt.json", [](json& j) {
                     j["metrics"]["mpjpe"] = j["metrics"]["mpjpe"].get<double>() + 0.01;
                   });
                 },
                 &log),
             1);
-  EXPECT_NE(log.find("M_e70_p2_noflip.json: mpjpe is"), std::string::npos) << log;
+  EXPECT_NE(log.find("M_e70_p2_noflip_gt.json: mpjpe is"), std::string::npos) << log;
 }
 
 TEST_F(CheckSweep, RejectsWrongPerActionMean) {
@@ -230,7 +230,7 @@ TEST_F(CheckSweep, RejectsWrongPerActionMean) {
   EXPECT_EQ(run(
                 "action",
                 [](const fs::path& d) {
-                  edit_json(d / "jobs" / "M_e70_p1_noflip.json", [](json& j) {
+                  edit_json(d / "jobs" / "M_e70_p1_noflip_gt.json", [](json& j) {
                     auto& v = j["metrics"]["per_action"]["Eating"]["pa_mpjpe"];
                     v = v.get<double>() + 0.01;
                   });
@@ -246,11 +246,11 @@ TEST_F(CheckSweep, RejectsMissingSampleAndCountMismatch) {
                 "missing",
                 [](const fs::path& d) {
                   size_t left = 0;
-                  edit_json(d / "predictions" / "M_e70_p2_noflip.json", [&](json& j) {
+                  edit_json(d / "predictions" / "M_e70_p2_noflip_gt.json", [&](json& j) {
                     j.erase(j.begin());
                     left = j.size();
                   });
-                  edit_json(d / "jobs" / "M_e70_p2_noflip.json",
+                  edit_json(d / "jobs" / "M_e70_p2_noflip_gt.json",
                             [&](json& j) { j["metrics"]["num_samples"] = left; });
                 },
                 &log),
@@ -259,7 +259,7 @@ TEST_F(CheckSweep, RejectsMissingSampleAndCountMismatch) {
   EXPECT_EQ(run(
                 "count",
                 [](const fs::path& d) {
-                  edit_json(d / "jobs" / "M_e70_p1_noflip.json",
+                  edit_json(d / "jobs" / "M_e70_p1_noflip_gt.json",
                             [](json& j) { j["metrics"]["num_samples"] = 99; });
                 },
                 &log),
@@ -272,7 +272,7 @@ TEST_F(CheckSweep, RejectsWrongSampleEveryAndForeignImages) {
   EXPECT_EQ(run(
                 "every",
                 [](const fs::path& d) {
-                  edit_json(d / "jobs" / "M_e70_p2_noflip.json",
+                  edit_json(d / "jobs" / "M_e70_p2_noflip_gt.json",
                             [](json& j) { j["settings"]["sample_every"] = 32; });
                 },
                 &log),
@@ -281,7 +281,7 @@ TEST_F(CheckSweep, RejectsWrongSampleEveryAndForeignImages) {
   EXPECT_EQ(run(
                 "foreign",
                 [](const fs::path& d) {
-                  edit_json(d / "predictions" / "M_e70_p1_noflip.json",
+                  edit_json(d / "predictions" / "M_e70_p1_noflip_gt.json",
                             [](json& j) { j[0]["image_id"] = 1; });
                 },
                 &log),
@@ -295,7 +295,7 @@ TEST_F(CheckSweep, RejectsUnalignedProtocol1AndWrongRoot) {
                 "unaligned",
                 [](const fs::path& d) {
                   // Protocol 1 predictions must be the aligned ones: shift one joint.
-                  edit_json(d / "predictions" / "M_e70_p1_noflip.json", [](json& j) {
+                  edit_json(d / "predictions" / "M_e70_p1_noflip_gt.json", [](json& j) {
                     j[2]["joint_cam"][5][1] = j[2]["joint_cam"][5][1].get<double>() + 5.0;
                   });
                 },
@@ -305,7 +305,7 @@ TEST_F(CheckSweep, RejectsUnalignedProtocol1AndWrongRoot) {
   EXPECT_EQ(run(
                 "root",
                 [](const fs::path& d) {
-                  edit_json(d / "predictions" / "M_e70_p2_noflip.json", [](json& j) {
+                  edit_json(d / "predictions" / "M_e70_p2_noflip_gt.json", [](json& j) {
                     j[0]["root_cam"][2] = j[0]["root_cam"][2].get<double>() + 1.0;
                   });
                 },
@@ -332,7 +332,7 @@ TEST_F(CheckSweep, DetectedBoxesAgainstRootNetFiles) {
   EXPECT_EQ(run(
                 "det_root",
                 [](const fs::path& d) {
-                  edit_json(d / "predictions" / "M_e70_p1_noflip.json", [](json& j) {
+                  edit_json(d / "predictions" / "M_e70_p1_noflip_detected.json", [](json& j) {
                     j[3]["root_cam"][2] = j[3]["root_cam"][2].get<double>() - 55;
                   });
                 },
@@ -342,7 +342,7 @@ TEST_F(CheckSweep, DetectedBoxesAgainstRootNetFiles) {
   EXPECT_EQ(run(
                 "det_box",
                 [](const fs::path& d) {
-                  edit_json(d / "predictions" / "M_e70_p2_noflip.json",
+                  edit_json(d / "predictions" / "M_e70_p2_noflip_detected.json",
                             [](json& j) { j[0]["bbox"][2] = 400.0; });
                 },
                 &log, "good_det", boxes),

@@ -203,9 +203,9 @@ TEST(Ledger, ResumeDetection) {
   job.epoch = 70;
   job.protocol = 2;
   job.flip = true;
-  EXPECT_EQ(job_result_path(out.string(), job), (out / "jobs" / "M_e70_p2_flip.json").string());
+  EXPECT_EQ(job_result_path(out.string(), job), (out / "jobs" / "M_e70_p2_flip_gt.json").string());
   EXPECT_EQ(job_predictions_path(out.string(), job),
-            (out / "predictions" / "M_e70_p2_flip.json").string());
+            (out / "predictions" / "M_e70_p2_flip_gt.json").string());
   EXPECT_FALSE(job_result_is_current(out.string(), job, "k1"));  // nothing there
 
   pipeline::JobResult r;
@@ -231,6 +231,35 @@ TEST(Ledger, ResumeDetection) {
   EXPECT_FALSE(job_result_is_current(out.string(), job, "k1"));
   write_file_atomic(job_result_path(out.string(), job), "{\"settings_key\": \"k1\"}");
   EXPECT_FALSE(job_result_is_current(out.string(), job, "k1"));
+}
+
+// Results written before the box source was in the file name still count for
+// resume, but only for the box source they hold; recomputing replaces them.
+TEST(Ledger, OldFileNamesStillResume) {
+  const fs::path out = fs::path(CNP_TEST_WORK) / "jobs_grid_old_names";
+  fs::remove_all(out);
+  Job job;
+  job.variant = "M";
+  job.epoch = 70;
+  job.protocol = 2;
+  pipeline::JobResult r;
+  r.job = job;
+  r.settings_key = "k1";
+  r.metrics.num_samples = 10;
+  r.metrics.overall = {{"mpjpe", 50.0}, {"pa_mpjpe", 35.0}};
+  const std::string old_json = (out / "jobs" / "M_e70_p2_noflip.json").string();
+  const std::string old_predictions = (out / "predictions" / "M_e70_p2_noflip.json").string();
+  write_file_atomic(old_json, pipeline::job_result_to_json(r));
+  write_file_atomic(old_predictions, "[]");
+  EXPECT_TRUE(job_result_is_current(out.string(), job, "k1"));
+  Job detected = job;
+  detected.bbox = "detected";
+  EXPECT_FALSE(job_result_is_current(out.string(), detected, "k1"));  // holds gt results
+  remove_legacy_result(out.string(), detected);                       // not its file
+  EXPECT_TRUE(fs::exists(old_json));
+  remove_legacy_result(out.string(), job);
+  EXPECT_FALSE(fs::exists(old_json));
+  EXPECT_FALSE(fs::exists(old_predictions));
 }
 
 }  // namespace

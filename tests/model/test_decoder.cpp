@@ -120,3 +120,30 @@ TEST(DepthwiseKernel, MatchesConv2d) {
     }
   }
 }
+
+TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
+  if (!kernels::gemm_available()) {
+    GTEST_SKIP() << "no AVX2 on this CPU: the optimized network uses LibTorch's addmm";
+  }
+  torch::manual_seed(4);
+  for (int64_t m : {1, 13, 200}) {
+    for (int64_t n : {16, 20, 40}) {  // whole panels, a partial one
+      for (int64_t k : {3, 48}) {
+        SCOPED_TRACE(::testing::Message() << "m" << m << " n" << n << " k" << k);
+        auto a = torch::randn({m, k}), w = torch::randn({n, k}), bias = torch::randn({n});
+        auto packed = torch::empty({kernels::gemm_packed_size(n, k)});
+        kernels::pack_gemm_weights(w.data_ptr<float>(), n, k, packed.data_ptr<float>());
+        auto out = torch::empty({m, n});
+        kernels::gemm_bias(a.data_ptr<float>(), k, packed.data_ptr<float>(), n,
+                           bias.data_ptr<float>(), out.data_ptr<float>(), false, true, 0, m);
+        EXPECT_LT((out - torch::addmm(bias, a, w.t()).relu()).abs().max().item<double>(), 1e-4);
+        auto residual = torch::randn({m, n});
+        auto sum = residual.clone();
+        kernels::gemm_bias(a.data_ptr<float>(), k, packed.data_ptr<float>(), n,
+                           bias.data_ptr<float>(), sum.data_ptr<float>(), true, false, 0, m);
+        EXPECT_LT((sum - (residual + torch::addmm(bias, a, w.t()))).abs().max().item<double>(),
+                  1e-4);
+      }
+    }
+  }
+}

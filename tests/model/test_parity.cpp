@@ -285,3 +285,35 @@ TEST_F(Parity, VariantsCommandListsComputedNumbers) {
   ASSERT_EQ(shell(std::string(CNP_EXE) + " variants > '" + kWork + "/variants.txt'"), 0);
   EXPECT_TRUE(contains(slurp(kWork + "/variants.txt"), "8.38M")) << slurp(kWork + "/variants.txt");
 }
+
+TEST_F(Parity, BenchCommandRunsTheCheckpointsArchitecture) {
+  const json& v = info("S");
+  const std::string out = kWork + "/bench.json";
+  for (const bool optimize : {true, false}) {
+    ASSERT_EQ(shell(std::string(CNP_EXE) + " bench --checkpoint '" +
+                    v["checkpoint"].get<std::string>() + "' --batch 2 --threads 1 --seconds 0.01" +
+                    (optimize ? "" : " --no-optimize") + " --flip --json > '" + out + "'"),
+              0);
+    const json report = json::parse(slurp(out));
+    EXPECT_EQ(report["variant"], "S");
+    EXPECT_EQ(report["architecture"]["head_channels"], 256);
+    EXPECT_EQ(report["batch"], 2);
+    EXPECT_EQ(report["threads"], 1);
+    EXPECT_EQ(report["device"], "cpu");
+    EXPECT_EQ(report["precision"], "fp32");
+    EXPECT_EQ(report["flip"], true);
+    EXPECT_EQ(report["optimized"], optimize);
+    EXPECT_GT(report["images_per_second"].get<double>(), 0.0);
+    EXPECT_GE(report["batches"].get<int>(), 2);
+    for (const char* stage : {"backbone_ms", "head_ms", "decode_ms"})
+      EXPECT_GT(report["stages"][stage].get<double>(), 0.0) << stage;
+  }
+  // Bad input: one line naming the problem, non-zero exit.
+  const std::string err = kWork + "/bench.err";
+  EXPECT_NE(shell(std::string(CNP_EXE) + " bench --variant S --checkpoint '" +
+                  v["checkpoint"].get<std::string>() + "' 2> '" + err + "'"),
+            0);
+  EXPECT_TRUE(contains(slurp(err), "exactly one of --variant or --checkpoint")) << slurp(err);
+  EXPECT_NE(shell(std::string(CNP_EXE) + " bench --variant nope 2> '" + err + "'"), 0);
+  EXPECT_TRUE(contains(slurp(err), "nope")) << slurp(err);
+}

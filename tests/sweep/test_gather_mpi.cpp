@@ -73,7 +73,7 @@ TEST(SweepWeightBroadcast, EveryRankGetsRankZerosCheckpointOrItsError) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   auto transport = make_mpi_broadcast(MPI_COMM_WORLD);
-  const model::Checkpoint got = broadcast_checkpoint(MPI_COMM_WORLD, *transport, path);
+  const model::Checkpoint got = *broadcast_checkpoint(MPI_COMM_WORLD, *transport, path);
   EXPECT_EQ(got.path, path);
   EXPECT_EQ(got.format, "zip");
   EXPECT_EQ(got.archive_name, "snapshot_7.pth");
@@ -87,6 +87,14 @@ TEST(SweepWeightBroadcast, EveryRankGetsRankZerosCheckpointOrItsError) {
     EXPECT_EQ(got.tensors[i].second.shape, tensors[i].second.shape);
     EXPECT_EQ(got.tensors[i].second.bytes, tensors[i].second.bytes) << tensors[i].first;
   }
+
+  // What rank 0 already holds travels as it is (the file is not read again).
+  auto held = std::make_shared<model::Checkpoint>(got);
+  held->tensors.resize(1);
+  const auto sent = broadcast_checkpoint(MPI_COMM_WORLD, *transport, dir + "/not_read.pth",
+                                         rank == 0 ? held : nullptr);
+  EXPECT_EQ(sent->tensors.size(), 1u);
+  EXPECT_EQ(sent->tensors[0].second.bytes, tensors[0].second.bytes);
 
   try {
     broadcast_checkpoint(MPI_COMM_WORLD, *transport, dir + "/missing.pth.tar");

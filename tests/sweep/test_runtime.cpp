@@ -54,18 +54,34 @@ TEST(SweepRuntime, ThreadsPerRank) {
   EXPECT_THROW(resolve_threads_per_rank(0, "1000", 16, 1), Error);  // Slurm's value too
 }
 
-TEST(SweepRuntime, DeviceAndBatchSize) {
-  EXPECT_EQ(resolve_device("auto", false, 0, 0), "cpu");
-  EXPECT_EQ(resolve_device("auto", true, 4, 5), "cuda:1");
-  EXPECT_EQ(resolve_device("cuda", true, 2, 3), "cuda:1");
-  EXPECT_EQ(resolve_device("cpu", true, 2, 0), "cpu");
+// The GPU is the node-local MPI rank; never shared by two ranks.
+TEST(SweepRuntime, OneRankPerGpu) {
+  EXPECT_EQ(cuda_device_for_rank(0, 1, 1), 0);
+  EXPECT_EQ(cuda_device_for_rank(2, 4, 4), 2);
+  EXPECT_EQ(cuda_device_for_rank(1, 2, 8), 1);  // spare GPUs are fine
   try {
-    resolve_device("cuda", false, 0, 0);
+    cuda_device_for_rank(3, 5, 4);
+    FAIL() << "5 ranks on 4 GPUs accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(),
+                 "runtime.device: 5 ranks on this node but only 4 GPU(s); start one rank per GPU");
+  }
+  EXPECT_THROW(resolve_device("auto", true, 2, 0, 3), Error);
+  EXPECT_THROW(cuda_device_for_rank(2, 2, 4), Error);  // not a local rank
+}
+
+TEST(SweepRuntime, DeviceAndBatchSize) {
+  EXPECT_EQ(resolve_device("auto", false, 0, 0, 1), "cpu");
+  EXPECT_EQ(resolve_device("auto", true, 4, 3, 4), "cuda:3");
+  EXPECT_EQ(resolve_device("cuda", true, 2, 1, 2), "cuda:1");
+  EXPECT_EQ(resolve_device("cpu", true, 2, 0, 8), "cpu");  // CPU ranks need no GPU each
+  try {
+    resolve_device("cuda", false, 0, 0, 1);
     FAIL() << "cuda without devices must fail";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("runtime.device"), std::string::npos);
   }
-  EXPECT_THROW(resolve_device("tpu", false, 0, 0), Error);
+  EXPECT_THROW(resolve_device("tpu", false, 0, 0, 1), Error);
   EXPECT_EQ(resolve_batch_size(0, "cpu"), 8);
   EXPECT_EQ(resolve_batch_size(0, "cuda:0"), 64);
   EXPECT_EQ(resolve_batch_size(5, "cuda:0"), 5);

@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Forward speed of cnp (straightforward and optimized) against the reference PyTorch
+forward of the same architecture, in one run on this machine.
+
+The reference is the independent Python implementation of the parity tests
+(tests/model/make_fixtures.py: network + float32 soft-argmax), run with Debian's
+python3-torch (same LibTorch build and BLAS as cnp). For each variant the three are run
+in turn, `--repeats` times interleaved (so that load changes hit all three alike), each
+in its own process, and the table shows medians: images/s (wall clock), images per
+CPU-second (all threads' processor time: steadier on a shared machine), and cnp's
+ratios to the reference.
+
+usage: bench/engine_vs_reference.py [--cnp build/apps/cnp] [--variants XS,S,M,L]
+         [--batch 8] [--threads 2] [--seconds 4] [--repeats 3] [--flip]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "tests", "model")
+
+
+def reference(variant, batch, threads, seconds, flip):
+    """Runs in a child process: times the Python reference; prints one JSON line."""
+    sys.path.insert(0, FIXTURES)
+    import numpy as np
+    import torch
+    import make_fixtures as ref
+
+    torch.set_num_threads(threads)
+    depths, dims, channels, ups, depth_dim, scheme, _ = ref.VARIANTS[variant]
+    torch.manual_seed(0)
+    net = ref.PoseNet(depths, dims, channels, ups, depth_dim, scheme).eval()
+    images = ref.image_like_batch(np.random.RandomState(7), batch)
+
+    def forward():
+        with torch.no_grad():
+            x = torch.cat([images, torch.flip(images, dims=[3])]) if flip else images
+            return ref.soft_argmax(net(x), depth_dim, dtype=torch.float32)
+
+    forward()  # warm-up
+    batches, start, cpu_start = 0, time.perf_counter(), time.process_time()
+    while batches < 2 or time.perf_counter() - start < seconds:
+        forward()
+        batches += 1
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    print(json.dumps({"images_per_second": batch * batches / wall,
+                      "images_per_cpu_second": batch * batches / cpu}))
+
+
+def run_cnp(cnp, variant, args, optimize):
+    command = [cnp, "bench", "--variant", variant, "--batch", str(args.batch), "--threads",
+               str(args.threads), "--seconds", str(args.seconds), "--json"]
+    if args.flip:
+        command.append("--flip")
+    if not optimize:
+        command.append("--no-optimize")
+    out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    out["images_per_cpu_second"] = out["images_per_second"] * out["seconds"] / out["cpu_seconds"]
+    return out
+
+
+def run_reference(variant, args):
+    command = [sys.executable, os.path.abspath(__file__), "--reference-child", variant,
+               "--batch", str(args.batch), "--threads", str(args.threads), "--seconds",
+               str(args.seconds)] + (["--flip"] if args.flip else [])
+    return json.loads(subprocess.run(command, check=True, capture_output=True,
+                                     text=True).stdout.strip().splitlines()[-1])
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cnp", default=os.path.join(HERE, "..", "build", "apps", "cnp"))
+    parser.add_argument("--variants", default="XS,S,M,L")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--reference-child", metavar="VARIANT")
+    args = parser.parse_args()
+    if args.reference_child:
+        reference(args.reference_child, args.batch, args.threads, args.seconds, args.flip)
+        return
+    if not os.path.exists(args.cnp):
+        sys.exit("engine_vs_reference.py: %s not found (build the cnp target or pass --cnp)"
+                 % args.cnp)
+
+    print("CPU: %s, %d logical CPUs, load average before: %s" % (
+        cpu_model(), os.cpu_count(), " ".join("%.1f" % v for v in os.getloadavg())))
+    print("batch %d, threads %d, flip %s, %d interleaved repeats of %.0f s each; medians"
+          % (args.batch, args.threads, "on" if args.flip else "off", args.repeats,
+             args.seconds))
+    header = ("variant", "reference", "straightfwd", "optimized", "straight/ref", "opt/ref",
+              "opt/ref(cpu)", "opt peak MB", "straight peak MB")
+    rows = []
+    for variant in args.variants.split(","):
+        runs = {"ref": [], "plain": [], "opt": []}
+        for _ in range(args.repeats):
+            runs["ref"].append(run_reference(variant, args))
+            runs["plain"].append(run_cnp(args.cnp, variant, args, optimize=False))
+            runs["opt"].append(run_cnp(args.cnp, variant, args, optimize=True))
+        med = {k: statistics.median(r["images_per_second"] for r in v) for k, v in runs.items()}
+        cpu = {k: statistics.median(r["images_per_cpu_second"] for r in v)
+               for k, v in runs.items()}
+        rows.append((variant, "%.2f" % med["ref"], "%.2f" % med["plain"], "%.2f" % med["opt"],
+                     "%.2fx" % (med["plain"] / med["ref"]), "%.2fx" % (med["opt"] / med["ref"]),
+                     "%.2fx" % (cpu["opt"] / cpu["ref"]),
+                     "%.0f" % max(r["max_rss_mb"] for r in runs["opt"]),
+                     "%.0f" % max(r["max_rss_mb"] for r in runs["plain"])))
+        print("  %s done (load average %.1f)" % (variant, os.getloadavg()[0]), flush=True)
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    print("images/s (wall clock); opt/ref(cpu): ratio of images per CPU-second")
+    for r in [header] + rows:
+        print("  ".join(str(c).rjust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()

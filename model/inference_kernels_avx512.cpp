@@ -1,0 +1,115 @@
+// AVX-512F instantiation of the inference kernels (16 lanes; the same algorithms as
+// inference_kernels_avx2.cpp). CMake compiles this file alone with -mavx512f;
+// inference_kernels.cpp calls it only after checking the CPU.
+#include "model/inference_kernels_avx2.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#define CNP_KERNEL_NS avx512
+#include "model/inference_kernels_impl.h"
+
+namespace cnp::model::kernels::avx512 {
+namespace {
+
+struct Avx512Lanes {
+  using T = __m512;
+  static constexpr int width = 16;
+  static T load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, T v) { _mm512_storeu_ps(p, v); }
+  static T set1(float x) { return _mm512_set1_ps(x); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm512_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T max(T a, T b) { return _mm512_max_ps(a, b); }
+  // As Avx2Lanes::exp (inference_kernels_avx2.cpp).
+  static T exp(T x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    const T n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    T r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    T p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512i bits =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+  }
+  static float hsum(T v) { return _mm512_reduce_add_ps(v); }
+  static float hmax(T v) { return _mm512_reduce_max_ps(v); }
+};
+// 8 lanes for the depthwise kernel's channel tails (e.g. 40 = 2 x 16 + 8).
+struct HalfLanes {
+  using T = __m256;
+  static constexpr int width = 8;
+  static T load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, T v) { _mm256_storeu_ps(p, v); }
+  static T set1(float x) { return _mm256_set1_ps(x); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T max(T a, T b) { return _mm256_max_ps(a, b); }
+};
+
+}  // namespace
+
+bool compiled() {
+  return true;
+}
+
+void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
+                         int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
+                         int64_t row_begin, int64_t row_end) {
+  depthwise_conv_rows<Avx512Lanes, HalfLanes>(in, weight, bias, out, height, width, channels,
+                                              kernel, relu, row_begin, row_end);
+}
+
+void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
+                      int64_t width, bool upsample2x, float* out, int64_t item_begin,
+                      int64_t item_end) {
+  if (depth % Avx512Lanes::width == 0)
+    soft_argmax_items<Avx512Lanes>(logits, joints, depth, height, width, upsample2x, out,
+                                   item_begin, item_end);
+  else
+    soft_argmax_items<ScalarLanes>(logits, joints, depth, height, width, upsample2x, out,
+                                   item_begin, item_end);
+}
+
+int64_t gemm_panel_width() {
+  return panel_width<Avx512Lanes>();
+}
+
+void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
+  pack_panels<Avx512Lanes>(w, n, k, packed);
+}
+
+void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  gemm_rows<Avx512Lanes>(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+}
+
+}  // namespace cnp::model::kernels::avx512
+
+#else  // not an x86 compiler with AVX-512: the dispatcher never calls these
+
+namespace cnp::model::kernels::avx512 {
+bool compiled() {
+  return false;
+}
+void depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64_t, int64_t,
+                         int64_t, int, bool, int64_t, int64_t) {}
+void soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,
+                      int64_t) {}
+int64_t gemm_panel_width() {
+  return 0;
+}
+void pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
+void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, bool, bool,
+               int64_t, int64_t) {}
+}  // namespace cnp::model::kernels::avx512
+
+#endif
