@@ -25,7 +25,13 @@ constexpr const char* kFormat = "cnp-h36m-cache-v2";
 // HDF5 prints its error stack by default; our errors are one line, so silence it.
 void quiet_hdf5() {
   static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  std::call_once(once, [] {
+    // No library shutdown at exit: HDF5 1.10 crashes there re-closing a file whose close
+    // failed (a full disk), turning a clean one-line error into a segfault. Every file is
+    // closed explicitly, so the shutdown has nothing to flush.
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  });
 }
 
 // Owns one HDF5 identifier.
@@ -54,12 +60,39 @@ class Handle {
   herr_t (*close_)(hid_t) = nullptr;
 };
 
+// The operating system's reason behind an HDF5 failure ("No space left on device"), which
+// HDF5 records in its error stack as "... error message = '<strerror>' ..."; "" if none.
+std::string hdf5_system_reason() {
+  std::string reason;
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_DOWNWARD,
+      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
+        auto* text = static_cast<std::string*>(out);
+        const std::string desc = e->desc ? e->desc : "";
+        const std::string key = "error message = '";
+        const size_t at = desc.find(key);
+        if (text->empty() && at != std::string::npos) {
+          const size_t end = desc.find('\'', at + key.size());
+          *text =
+              desc.substr(at + key.size(), end == std::string::npos ? end : end - at - key.size());
+        }
+        return 0;
+      },
+      &reason);
+  return reason;
+}
+
+[[noreturn]] void fail_hdf5(const std::string& what) {
+  const std::string reason = hdf5_system_reason();
+  throw Error(reason.empty() ? what : what + ": " + reason);
+}
+
 Handle checked(hid_t id, herr_t (*close)(hid_t), const std::string& what) {
-  if (id < 0) throw Error(what);
+  if (id < 0) fail_hdf5(what);
   return Handle(id, close);
 }
 void check(herr_t status, const std::string& what) {
-  if (status < 0) throw Error(what);
+  if (status < 0) fail_hdf5(what);
 }
 
 Handle vlen_string_type() {

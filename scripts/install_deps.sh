@@ -9,6 +9,8 @@ PACKAGES=(
   libopencv-dev libturbojpeg0-dev nlohmann-json3-dev libcli11-dev libssl-dev libzip-dev libcairo2-dev
   python3-torch python3-torchvision python3-opencv python3-numpy python3-h5py
   munge slurmctld slurmd slurm-client
+  # fuzz/ (ctest fuzz_smoke): clang with libFuzzer and the sanitizer runtimes.
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev
   # Debian's libtorch calls the generic BLAS; OpenBLAS (via alternatives) makes the
   # 1x1 convolutions that dominate ConvNeXtPose 3-5x faster on CPU.
   libopenblas0-openmp

@@ -72,7 +72,7 @@ TEST_F(CheckpointSecurity, NonCheckpointsGiveOneLineErrors) {
       {noise, "unsupported pickle opcode"},
       {bare_zip, "data.pkl"},
       {dir_ + "/does_not_exist.pth", "does_not_exist.pth"},
-      {dir_, dir_}};
+      {dir_, dir_ + ": is a directory, not a file"}};
   for (const auto& [path, expected] : cases) {
     std::string error = error_of(path);
     EXPECT_NE(error.find(expected), std::string::npos) << path << " -> " << error;

@@ -322,5 +322,30 @@ TEST_F(DataBadData, AbsurdBoxesDepthsAndFocalLengths) {
   EXPECT_EQ(load_test_set(options(root)).samples.size(), kN);
 }
 
+// Found by fuzz_annotations: an id of 1e35 was cast to int64 (undefined behaviour). Integer
+// fields must hold integers that fit; 100.0 still reads as 100.
+TEST_F(DataBadData, IntegerFieldsMustBeIntegers) {
+  const std::string root = prepare("integers");
+  const json original = load(data_file(root));
+  auto [index, id, name] = kept_image(original);
+  const std::tuple<const char*, json, const char*> cases[] = {
+      {"id", 1e35, "is not an integer"},
+      {"frame_idx", 2.5, "is not an integer"},
+      {"cam_idx", 18446744073709551615ull, "is not an integer"},
+      {"width", 1e12, "is out of range"},
+      {"height", int64_t(1) << 40, "is out of range"}};
+  for (const auto& [field, value, problem] : cases) {
+    json data = original;
+    data["images"][index][field] = value;
+    save(data_file(root), data);
+    expect_error(options(root), {data_file(root), "images[" + std::to_string(index) + "]",
+                                 "'" + std::string(field) + "' " + problem});
+  }
+  json data = original;
+  data["images"][index]["width"] = 240.0;
+  save(data_file(root), data);
+  EXPECT_EQ(load_test_set(options(root)).samples.size(), kN);
+}
+
 }  // namespace
 }  // namespace cnp::data

@@ -2,7 +2,10 @@
 // readability, atomic writes, rebuild on source change, corrupt JPEGs, `cnp pack`.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -224,6 +227,33 @@ TEST_F(DataCache, SkippedSampleCacheServesEveryRerun) {
   std::swap(shuffled.samples[0], shuffled.samples[1]);
   ensure_cache(dir, o, shuffled, 2);
   EXPECT_TRUE(CacheReader(path).rows_match(shuffled.samples));
+}
+
+// A write failure while building (here the file-size limit, as a full disk would be) names
+// the cache file and the system's reason, and leaves nothing behind.
+TEST_F(DataCache, WriteFailureGivesTheReasonAndLeavesNothing) {
+  const TestSetOptions o = options(root_);
+  const TestSet set = load_test_set(o);
+  const std::string dir = testing::work_dir("data_cache_write_failure");
+  const std::string path = cache_file_path(dir, o);
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto previous = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 1 << 20;  // the crops need about 23 MB
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string error;
+  try {
+    build_cache(path, o, set, 2);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  EXPECT_NE(error.find(path), std::string::npos) << error;
+  EXPECT_NE(error.find("File too large"), std::string::npos) << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  EXPECT_TRUE(fs::is_empty(dir)) << "a half-written cache was left";
 }
 
 TEST_F(DataCache, PackCommand) {

@@ -399,14 +399,15 @@ TEST(Sweep, DirectoryAsSweepFile) {
     load_sweep(dir);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), dir + ": is a directory, not a file");
+    EXPECT_EQ(std::string(e.what()), dir + ": is a folder, not a sweep file (YAML)");
   }
   // The program: exit 1, that one line on stderr, nothing written where it ran.
   const std::string cwd = test::work_dir("jobs_sweep_dir_cwd");
   const auto result = test::run_sh("cd " + cwd + " && " + CNP_SWEEP_EXE + " " + dir,
                                    test::work_dir("jobs_sweep_dir_run"));
   EXPECT_EQ(result.code, 1);
-  EXPECT_NE(result.err.find(dir + ": is a directory, not a file"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find(dir + ": is a folder, not a sweep file (YAML)"), std::string::npos)
+      << result.err;
   EXPECT_EQ(result.err.find("basic_string"), std::string::npos) << result.err;
   EXPECT_TRUE(std::filesystem::is_empty(cwd));
 }

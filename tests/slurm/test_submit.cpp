@@ -384,6 +384,7 @@ TEST_F(SlurmCli, BadInputIsAOneLineError) {
       {config_ + " --dry-run --ntasks-per-node 0", "--ntasks-per-node 0"},
       {config_ + " --dry-run --gpus-per-node 0", "--gpus-per-node 0"},
       {config_ + " --dry-run --ntasks-per-node -3", "--ntasks-per-node -3"},
+      {config_ + " --sweep-exe " + dir_ + "/sweep_exe --cpus-per-task 0", "--cpus-per-task 0"},
       {config_ + " --dry-run --gpus-per-node 2 --ntasks-per-node 1", "one rank per GPU"},
       {config_ + " " + config_ + " --dry-run", "--array"},
       {config_ + " " + config_ + " --array --dry-run", "shared with another sweep"},
@@ -397,6 +398,7 @@ TEST_F(SlurmCli, BadInputIsAOneLineError) {
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
     EXPECT_EQ(count_lines(r.err), 1) << r.err;
     EXPECT_EQ(r.out, "") << c.args;
+    EXPECT_FALSE(fs::exists(dir_ + "/results")) << c.args << ": something was written";
   }
 }
 
