@@ -83,6 +83,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     model::ModelOptions options;
     options.device = state.device;
     options.precision = plan.config.runtime.precision;
+    options.optimize = plan.config.runtime.optimize;
     options.threads = state.threads;
     options.flip_pairs = data::flip_pairs();
     options.variant = pass.variant;

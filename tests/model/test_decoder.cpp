@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "model/inference_kernels.h"
+#include "model/inference_kernels_avx2.h"
 #include "model/soft_argmax.h"
 
 using namespace cnp::model;
@@ -169,3 +170,44 @@ TEST(Decoder, NonFiniteLogitsGiveNanCoordinates) {
     EXPECT_LT((fused - want).abs().max().item<double>(), 1e-3);
   }
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+// The dispatcher picks one instruction set (AVX-512 where present); the AVX2 build is
+// what AVX2-only CPUs run, so it is checked here too wherever the CPU can run it.
+TEST(Avx2Kernels, MatchPlainOpsWhereTheCpuHasAvx2) {
+  if (!cnp::model::kernels::avx2::compiled() || !__builtin_cpu_supports("avx2") ||
+      !__builtin_cpu_supports("fma")) {
+    GTEST_SKIP() << "no AVX2 build or no AVX2 on this CPU";
+  }
+  namespace avx2 = cnp::model::kernels::avx2;
+  torch::manual_seed(5);
+  // Depthwise 7x7 with a channel tail.
+  const int64_t n = 2, h = 9, w = 6, c = 20;
+  auto x = torch::randn({n, h, w, c});
+  auto weight = torch::randn({c, 1, 7, 7});
+  auto bias = torch::randn({c});
+  auto want =
+      torch::conv2d(x.permute({0, 3, 1, 2}), weight, bias, 1, 3, 1, c).permute({0, 2, 3, 1});
+  auto khwc = weight.squeeze(1).permute({1, 2, 0}).contiguous();
+  auto out = torch::empty_like(x);
+  avx2::depthwise_conv_nhwc(x.data_ptr<float>(), khwc.data_ptr<float>(), bias.data_ptr<float>(),
+                            out.data_ptr<float>(), h, w, c, 7, false, 0, n * h);
+  EXPECT_LT((out - want).abs().max().item<double>(), 1e-4);
+  // GEMM with a partial panel, ReLU.
+  const int64_t m = 13, k = 48, cols = 40;
+  auto a = torch::randn({m, k}), wt = torch::randn({cols, k}), b = torch::randn({cols});
+  const int64_t p = avx2::gemm_panel_width();
+  auto packed = torch::empty({(cols + p - 1) / p * p * k});
+  avx2::pack_gemm_weights(wt.data_ptr<float>(), cols, k, packed.data_ptr<float>());
+  auto y = torch::empty({m, cols});
+  avx2::gemm_bias(a.data_ptr<float>(), k, packed.data_ptr<float>(), cols, b.data_ptr<float>(),
+                  y.data_ptr<float>(), false, true, 0, m);
+  EXPECT_LT((y - torch::addmm(b, a, wt.t()).relu()).abs().max().item<double>(), 1e-4);
+  // Decoder with the upsample, peaky logits.
+  auto logits = torch::rand({2, 8, 8, 3 * 16}) * 160.0 - 80.0;
+  auto coords = torch::empty({2, 3, 3});
+  avx2::soft_argmax_nhwc(logits.data_ptr<float>(), 3, 16, 8, 8, true, coords.data_ptr<float>(), 0,
+                         6);
+  EXPECT_LT((coords - reference(logits, 3, 16, true)).abs().max().item<double>(), 1e-3);
+}
+#endif
