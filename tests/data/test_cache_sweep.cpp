@@ -37,7 +37,7 @@ TEST(DataCacheSweep, SkippedSampleCacheServesEveryRerun) {
     const auto r = run(sweep_command(1, config, "--output " + out + " --no-resume"),
                        dir + "/run" + std::to_string(attempt));
     ASSERT_EQ(r.code, 0) << "run " << attempt << ": " << r.err;
-    const auto job = read_json(out + "/jobs/XS_e1_p2_noflip.json");
+    const auto job = read_json(out + "/jobs/XS_e1_p2_noflip_gt.json");
     EXPECT_EQ(job.at("metrics").at("num_samples").get<int>(), 7) << "run " << attempt;
     const std::string file = cache + "/h36m_p2_gt_every64.h5";
     ASSERT_TRUE(fs::exists(file));
