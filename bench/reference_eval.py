@@ -107,12 +107,14 @@ def main():
     args = ap.parse_args()
 
     start = time.time()
-    depths, dims, channels, ups, depth_dim, scheme, _ = VARIANTS[args.variant]
-    net = PoseNet(depths, dims, channels, ups, depth_dim, scheme)
+    depths, dims, channels, ups, depth_dim, _, _ = VARIANTS[args.variant]
     state = torch.load(args.checkpoint, map_location="cpu")
     state = state.get("network", state)
-    net.load_state_dict({k[len("module."):] if k.startswith("module.") else k: v
-                         for k, v in state.items()})
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    # The head's key scheme is the checkpoint's (named submodules or a plain Sequential).
+    scheme = "named" if any(".dwconv." in k for k in state if k.startswith("head.")) else "sequential"
+    net = PoseNet(depths, dims, channels, ups, depth_dim, scheme)
+    net.load_state_dict(state)
     net = net.to(args.device).eval()
     samples = load_samples(args.root, args.protocol, args.sample_every)
     loader = torch.utils.data.DataLoader(TestSet(samples), batch_size=args.batch, shuffle=False,
