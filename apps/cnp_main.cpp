@@ -13,7 +13,8 @@ std::vector<Command>& command_registry() {
 }  // namespace cnp::apps
 
 int main(int argc, char** argv) {
-  CLI::App app{"cnp: ConvNeXtPose evaluation tools (inspect, variants, synth, pack, compare, slurm)"};
+  CLI::App app{
+      "cnp: ConvNeXtPose evaluation tools (inspect, variants, synth, pack, compare, slurm)"};
   cnp::CommonOptions common;
   cnp::add_common_options(app, common);
   app.require_subcommand(1);

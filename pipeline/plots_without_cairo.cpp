@@ -12,9 +12,10 @@ bool pictures_available() {
 }
 
 std::vector<std::string> write_pictures(const nlohmann::ordered_json&, const std::string& dir) {
-  spdlog::warn("{}: pictures not drawn: this cnp was built without Cairo (run `cnp compare` "
-               "where it was built with Cairo)",
-               dir);
+  spdlog::warn(
+      "{}: pictures not drawn: this cnp was built without Cairo (run `cnp compare` "
+      "where it was built with Cairo)",
+      dir);
   return {};
 }
 

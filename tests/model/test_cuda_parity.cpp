@@ -16,7 +16,7 @@
 namespace cnp::model {
 namespace {
 
-const std::vector<std::pair<int, int>> kFlipPairs = {{1, 4}, {2, 5}, {3, 6},
+const std::vector<std::pair<int, int>> kFlipPairs = {{1, 4},   {2, 5},   {3, 6},
                                                      {14, 11}, {15, 12}, {16, 13}};
 
 // Blocky image-like input, normalised without /255 as the reference does.
