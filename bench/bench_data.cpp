@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_clock.h"
 #include "common/files.h"
 #include "data/cache.h"
 #include "data/h36m.h"
@@ -21,13 +22,7 @@ namespace fs = std::filesystem;
 using cnp::data::kCropBytes;
 using cnp::data::kInputFloats;
 
-// Process CPU seconds: on a shared, loaded machine the single-threaded rates are
-// reported against CPU time as well as wall time.
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+using cnp::bench::process_cpu_seconds;
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -92,10 +87,10 @@ int main(int argc, char** argv) {
   options.root = synth.out_dir;
   options.protocol = 2;
   const auto set = cnp::data::load_test_set(options);
-  double cpu = cpu_seconds();
+  double cpu = process_cpu_seconds();
   std::cout << "from images, 1 thread:  " << from_images(options.root, set.samples, 1)
             << " samples/s wall, ";
-  std::cout << set.samples.size() / (cpu_seconds() - cpu) << " samples per CPU second\n";
+  std::cout << set.samples.size() / (process_cpu_seconds() - cpu) << " samples per CPU second\n";
   std::cout << "from images, 2 threads: " << from_images(options.root, set.samples, 2)
             << " samples/s\n";
   start = std::chrono::steady_clock::now();
@@ -103,9 +98,9 @@ int main(int argc, char** argv) {
   std::cout << "cache build (2 threads): " << set.samples.size() / seconds_since(start)
             << " samples/s, " << fs::file_size(cache) / 1e6 << " MB\n";
   from_cache(cache);  // warm the page cache like a second sweep job would
-  cpu = cpu_seconds();
+  cpu = process_cpu_seconds();
   std::cout << "from cache, 1 thread:   " << from_cache(cache) << " samples/s wall, ";
-  std::cout << set.samples.size() / (cpu_seconds() - cpu) << " samples per CPU second\n";
+  std::cout << set.samples.size() / (process_cpu_seconds() - cpu) << " samples per CPU second\n";
 
   // 3. JSON parsing: annotation files of about json_mb MB in total.
   cnp::data::SynthOptions big;
@@ -128,20 +123,20 @@ int main(int argc, char** argv) {
   json_options.protocol = 2;
   json_options.check_images = false;
   start = std::chrono::steady_clock::now();
-  cpu = cpu_seconds();
+  cpu = process_cpu_seconds();
   const auto big_set = cnp::data::load_test_set(json_options);
   const double t = seconds_since(start);
-  cpu = cpu_seconds() - cpu;
+  cpu = process_cpu_seconds() - cpu;
   std::cout << "reader (SAX) on " << mb << " MB of annotations (" << big.frames
             << " frames/sequence, " << big_set.samples.size() << " samples kept): " << t
             << " s wall, " << mb / t << " MB/s wall, " << mb / cpu << " MB/s per CPU second\n";
   const std::string data_file = cnp::data::annotation_path(big.out_dir, 9, "data");
   const std::string text = cnp::read_file(data_file);
   start = std::chrono::steady_clock::now();
-  cpu = cpu_seconds();
+  cpu = process_cpu_seconds();
   auto dom = nlohmann::json::parse(text);
   const double t_dom = seconds_since(start);
-  cpu = cpu_seconds() - cpu;
+  cpu = process_cpu_seconds() - cpu;
   std::cout << "nlohmann DOM parse of one data file (" << text.size() / 1e6
             << " MB): " << text.size() / 1e6 / t_dom << " MB/s wall, " << text.size() / 1e6 / cpu
             << " MB/s per CPU second (for comparison)\n";

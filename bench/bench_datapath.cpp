@@ -4,13 +4,12 @@
 // single-threaded and reported per CPU second (wall time on a shared machine lies), then turned
 // into what a node of N cores can feed when the GPU makes the normalised and flipped copies.
 // usage: bench_datapath [WORK_DIR] [NODE_CORES] (defaults: /tmp/cnp_bench_datapath, 16)
-#include <time.h>
-
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "bench/bench_clock.h"
 #include "data/cache.h"
 #include "data/h36m.h"
 #include "data/preprocess.h"
@@ -22,19 +21,13 @@ namespace fs = std::filesystem;
 using cnp::data::kCropBytes;
 using cnp::data::kInputFloats;
 
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // Runs `step` over every sample `rounds` times; samples per CPU second of this thread.
 template <typename Step>
 double per_cpu_second(int64_t samples, int rounds, Step step) {
-  const double start = cpu_seconds();
+  const double start = cnp::bench::thread_cpu_seconds();
   for (int r = 0; r < rounds; ++r)
     for (int64_t i = 0; i < samples; ++i) step(i);
-  return samples * rounds / (cpu_seconds() - start);
+  return samples * rounds / (cnp::bench::thread_cpu_seconds() - start);
 }
 
 }  // namespace
