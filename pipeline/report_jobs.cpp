@@ -291,7 +291,8 @@ void attach_samples(std::vector<JobResult>& results, const std::string& samples_
   if (!fs::exists(samples_path)) return;
   const auto stored = read_samples_file(samples_path);
   for (auto& r : results) {
-    const std::string stem = r.source.empty() ? r.job.stem() : fs::path(r.source).stem().string();
+    const std::string stem =
+        r.source.empty() ? r.job.file_stem() : fs::path(r.source).stem().string();
     const auto it = stored.find(stem);
     if (it == stored.end()) continue;  // e.g. a job finished before samples.h5 existed
     const JobSamples& s = it->second;

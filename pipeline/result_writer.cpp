@@ -157,7 +157,9 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
     // Per-sample errors and predictions first: the job file marks the job finished.
     update_samples_file(
         (fs::path(plan.config.output) / kSamplesFile).string(),
-        {{job.stem(),
+        // Keyed like the job's files (box source included: gt and detected jobs of one sweep
+        // must not share a dataset), which is how `cnp compare` finds them.
+        {{job.file_stem(),
           {job.variant, job.epoch, job.protocol, job.flip, job.bbox, accumulator.samples()}}});
     write_file_atomic(jobs::job_predictions_path(plan.config.output, job),
                       predictions_to_json(results, kept, job.protocol));

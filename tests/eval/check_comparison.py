@@ -97,14 +97,21 @@ def paired(best_rows, other_rows, protocol):
 def main(result_dir):
     comparison = json.load(open(os.path.join(result_dir, "comparison.json")))
     samples = h5py.File(os.path.join(result_dir, "samples.h5"), "r")
-    rows = {name: samples[name][()] for name in samples}
+    # Datasets are named like the job files (<label>_<bbox>); comparison.json labels jobs
+    # without the box source (it has a bbox column).
+    def label(name):
+        suffix = "_" + str(samples[name].attrs["bbox"])
+        return name[:-len(suffix)] if name.endswith(suffix) else name
+    rows = {label(name): samples[name][()] for name in samples}
+    datasets = {label(name): name for name in samples}
     rng = np.random.default_rng(1)
     jobs = {j["job"]: j for j in comparison["jobs"]}
     if set(jobs) != set(rows):
         fail("jobs %s but samples.h5 holds %s" % (sorted(jobs), sorted(rows)))
     for name, j in jobs.items():
         r = rows[name]
-        if samples[name].attrs["protocol"] != j["protocol"] or samples[name].attrs["variant"] != j["variant"]:
+        attrs = samples[datasets[name]].attrs
+        if attrs["protocol"] != j["protocol"] or attrs["variant"] != j["variant"]:
             fail("%s: dataset attributes disagree with the job" % name)
         if not close(j["value"], headline_errors(r, j["protocol"]).mean(), 1e-6):
             fail("%s: headline %s, numpy %.8f" % (name, j["value"], headline_errors(r, j["protocol"]).mean()))

@@ -96,7 +96,7 @@ void write_sweep(const fs::path& dir) {
           JobSamples s = make_job(variant, epoch, protocol, flip, q, ++seed);
           const JobResult r = result_for(s);
           write_file_atomic(jobs::job_result_path(dir.string(), r.job), job_result_to_json(r));
-          all[r.job.stem()] = std::move(s);
+          all[r.job.file_stem()] = std::move(s);
         }
       }
     }
