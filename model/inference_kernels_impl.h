@@ -311,25 +311,13 @@ void gemm_rows(const float* a, int64_t k, const float* packed, int64_t n, const 
                              accumulate, relu);
       const float* ar = a + m * k;
       float* o = out + m * n + col;
-      switch (block_end - m) {
-        case 5:
-          gemm_micro<V, 5>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
-          break;
-        case 4:
-          gemm_micro<V, 4>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
-          break;
-        case 3:
-          gemm_micro<V, 3>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
-          break;
-        case 2:
-          gemm_micro<V, 2>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
-          break;
-        case 1:
-          gemm_micro<V, 1>(ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
-          break;
-        default:
-          break;
-      }
+      // The last 1..kRows-1 rows of the block, with a micro-kernel of exactly that height.
+      using Micro = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*,
+                             int64_t, int64_t, bool, bool);
+      static constexpr Micro kTail[kRows] = {nullptr,          gemm_micro<V, 1>, gemm_micro<V, 2>,
+                                             gemm_micro<V, 3>, gemm_micro<V, 4>, gemm_micro<V, 5>};
+      if (block_end > m)
+        kTail[block_end - m](ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
     }
   }
 }

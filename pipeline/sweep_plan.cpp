@@ -221,7 +221,11 @@ std::vector<std::string> validate_plan(Plan& plan, const ValidationOptions& opti
       const model::Variant* variant = plan.registry.find(variant_name);
       if (!variant || !architecture_matches(info.inferred, variant->arch)) continue;
       try {
+        // Only the strict key and shape check is wanted here: the straightforward network
+        // checks the same keys without the optimized path's BatchNorm folding and weight
+        // packing, which the pass does again anyway.
         model::ModelOptions load_options;
+        load_options.optimize = false;
         load_options.threads = 1;
         load_options.variant = variant_name;
         TimeInto timed(this_rank_timing().model_build_s);
