@@ -7,15 +7,20 @@
 #
 #   scripts/gpu_check.sh [BUNDLE_DIR] [WORK_DIR]     (defaults: .gpu_bundle, /tmp/cnp_gpu_check)
 #
-# Everything it prints also goes to $OUT/gpu_check.log when OUT is set.
+# Its log and the build's, tests' and benchmarks' logs go to $OUT when OUT is set (else WORK_DIR).
+# CNP_GPU_CHECK_DEVICE=cpu is a dry run of every step on a machine without a GPU (LibTorch found
+# the usual way), for checking the script itself before spending GPU time.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUNDLE=${1:-.gpu_bundle}
 WORK=${2:-/tmp/cnp_gpu_check}
-LOG=${OUT:-$WORK}/gpu_check.log
-mkdir -p "$WORK" "$(dirname "$LOG")"
+DEVICE=${CNP_GPU_CHECK_DEVICE:-cuda}
+LOGS=${OUT:-$WORK}
+LOG=$LOGS/gpu_check.log
+mkdir -p "$WORK" "$LOGS"
 exec > >(tee "$LOG") 2>&1
-step() { echo; echo "=== $(date +%T) $*"; }
+T_START=$(date +%s)
+step() { echo; echo "=== $(date +%T) (+$(($(date +%s) - T_START)) s) $*"; }
 fail() { echo "gpu_check: FAILED: $*"; exit 1; }
 TABLE=()
 row() { TABLE+=("$(printf '%-44s %s' "$1" "$2")"); }
@@ -29,12 +34,18 @@ B=$CNP_BUNDLE/usr
 LIB=$B/lib/x86_64-linux-gnu
 
 step "machine"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || fail "no GPU"
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+if [ "$DEVICE" = cpu ]; then
+  GPU="no GPU (dry run)"
+else
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || fail "no GPU"
+  GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+fi
+g++ --version | head -1; nvcc --version | tail -2; cmake --version | head -1
 CPU=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 NPROC=$(nproc)
 "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' || fail "no torch"
 TORCH_PREFIX=$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+[ "$DEVICE" = cpu ] && TORCH_PREFIX=""  # Debian's LibTorch is found where it is installed
 NCCL_HOME=$("$PY" -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null)
 CRYPTO=$(ls /usr/lib/x86_64-linux-gnu/libcrypto.so.3 /lib/x86_64-linux-gnu/libcrypto.so.3 2>/dev/null | head -1)
 NCCL_FLAGS=(-DCNP_WITH_NCCL=OFF)
@@ -43,64 +54,83 @@ if [ -n "$NCCL_HOME" ] && [ -f "$NCCL_HOME/include/nccl.h" ]; then
               -DCNP_NCCL_LIB="$(ls "$NCCL_HOME"/lib/libnccl.so* | head -1)")
 fi
 
-step "configure + build (CUDA LibTorch from $TORCH_PREFIX)"
-cmake -S . -B "$WORK/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+step "configure + build (LibTorch from ${TORCH_PREFIX:-the system})"
+GENERATOR=(-G Ninja)
+command -v ninja > /dev/null || GENERATOR=()
+cmake -S . -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release ${CNP_GPU_CHECK_CMAKE_ARGS:-} \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$B" -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_DISABLE_FIND_PACKAGE_OpenCV=ON -DCNP_REQUIRE_CAIRO=OFF \
   -DHDF5_USE_STATIC_LIBRARIES=ON -DHDF5_C_INCLUDE_DIR="$B/include/hdf5/serial" \
   -DHDF5_hdf5_LIBRARY_RELEASE="$LIB/hdf5/serial/libhdf5.a" \
   -DMPI_CXX_COMPILER="$B/bin/mpicxx" -DMPI_C_COMPILER="$B/bin/mpicc" \
   ${CRYPTO:+-DOPENSSL_CRYPTO_LIBRARY="$CRYPTO"} "${NCCL_FLAGS[@]}" \
-  > "$WORK/configure.log" 2>&1 || { tail -40 "$WORK/configure.log"; fail "configure"; }
-TARGETS=(cnp cnp_sweep ${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
-cmake --build "$WORK/build" -j"$NPROC" --target "${TARGETS[@]}" > "$WORK/build.log" 2>&1 ||
-  { grep -E 'error|Error' "$WORK/build.log" | head -30; fail "build"; }
-row "build (CUDA LibTorch, bundle)" "ok"
+  > "$LOGS/configure.log" 2>&1 || { tail -60 "$LOGS/configure.log"; fail "configure"; }
+grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$LOGS/configure.log" | head -20
+TESTS=(${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
+TARGETS=(cnp cnp_sweep "${TESTS[@]}")
+# Keep going past a failing file so one run shows every compile error.
+KEEP_GOING=(-k 0)
+[ ${#GENERATOR[@]} -eq 0 ] && KEEP_GOING=(-k)
+if ! cmake --build "$WORK/build" -j"$NPROC" --target "${TARGETS[@]}" -- "${KEEP_GOING[@]}" \
+    > "$LOGS/build.log" 2>&1; then
+  grep -E -A3 'error|Error' "$LOGS/build.log" | head -80
+  row "build ($DEVICE LibTorch, bundle)" "FAILED (what built still runs)"
+else
+  row "build ($DEVICE LibTorch, bundle)" "ok ($(($(date +%s) - T_START)) s since start)"
+fi
 CNP=$WORK/build/apps/cnp
 SWEEP=$WORK/build/apps/cnp_sweep
+[ -x "$CNP" ] && [ -x "$SWEEP" ] || fail "build: cnp or cnp_sweep did not build"
 
 step "CUDA tests"
-for t in ${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity}; do
-  if (cd "$WORK/build" && ctest -R "^$t\$" --output-on-failure --timeout 300) > "$WORK/$t.log" 2>&1; then
+for t in "${TESTS[@]}"; do
+  if (cd "$WORK/build" && ctest -R "^$t\$" --output-on-failure --timeout 180) >> "$LOGS/tests.log" 2>&1; then
     row "ctest $t" "passed"
   else
-    tail -30 "$WORK/$t.log"; row "ctest $t" "FAILED"
+    tail -30 "$LOGS/tests.log"; row "ctest $t" "FAILED"
   fi
 done
 
 step "forward throughput (cnp bench, flip off)"
-bench() {  # variant precision batch
-  local json
-  json=$("$CNP" bench --variant "$1" --device cuda --precision "$2" --batch "$3" --seconds 10 --json) ||
-    { row "bench $1 $2 batch $3" "FAILED"; return; }
-  echo "$json"
-  row "bench $1 $2 batch $3 (img/s)" "$(echo "$json" | "$PY" -c 'import json,sys; print(round(json.load(sys.stdin)["images_per_second"]))')"
+bench() {  # variant precision batch [extra cnp bench options]
+  local json v=$1 p=$2 b=$3
+  shift 3
+  json=$(timeout 120 "$CNP" bench --variant "$v" --device "$DEVICE" --precision "$p" --batch "$b" \
+         --seconds "${CNP_GPU_CHECK_BENCH_SECONDS:-5}" --json "$@" 2>> "$LOGS/bench.log") ||
+    { row "bench $v $p batch $b $*" "FAILED"; return; }
+  echo "$json" >> "$LOGS/bench.log"
+  row "bench $v $p batch $b $* (img/s)" "$(echo "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); s=d["stages"]; print(round(d["images_per_second"]), "backbone/head/decode ms", round(s["backbone_ms"],2), round(s["head_ms"],2), round(s["decode_ms"],2))')"
 }
-bench XS bf16 256
-bench XS fp32 256
-bench L bf16 256
-bench L fp32 256
-bench L fp16 256
+B_BIG=${CNP_GPU_CHECK_BATCH:-256}
+bench XS bf16 "$B_BIG"
+bench XS fp16 "$B_BIG"
+bench XS fp32 "$B_BIG"
+bench XS fp32 "$B_BIG" --no-optimize
+bench L bf16 "$B_BIG"
+bench L fp16 "$B_BIG"
+bench L fp32 "$B_BIG"
+bench L fp32 "$B_BIG" --no-optimize
 
 step "end-to-end sweep vs reference-shaped Python evaluation (same GPU)"
 DATA=$WORK/data
 [ -d "$DATA/annotations" ] || "$CNP" synth "$DATA" --kept-frames 16 --variants XS L --epochs 70 \
   > "$WORK/synth.log" 2>&1 || fail "cnp synth"
-for v in XS L; do
+EVERY=${CNP_GPU_CHECK_SAMPLE_EVERY:-64}
+for v in ${CNP_GPU_CHECK_E2E_VARIANTS:-XS L}; do
   cat > "$WORK/e2e_$v.yaml" <<YAML
 name: e2e_$v
 output: $WORK/results_$v
-dataset: {root: $DATA, bbox: gt, sample_every: 64}
+dataset: {root: $DATA, bbox: gt, sample_every: $EVERY}
 model: {checkpoint: "$DATA/checkpoints/{variant}/snapshot_{epoch}.pth.tar"}
 sweep: {variants: [$v], epochs: [70], protocols: [2], flip: [true]}
-runtime: {device: cuda, precision: fp32, batch_size: 64}
+runtime: {device: $DEVICE, precision: fp32, batch_size: 64}
 YAML
   rm -rf "$WORK/results_$v"
   t0=$(date +%s.%N)
-  "$SWEEP" "$WORK/e2e_$v.yaml" > "$WORK/sweep_$v.log" 2>&1 || { tail "$WORK/sweep_$v.log"; row "sweep $v" "FAILED"; continue; }
+  timeout 240 "$SWEEP" "$WORK/e2e_$v.yaml" >> "$LOGS/sweep.log" 2>&1 || { tail "$LOGS/sweep.log"; row "sweep $v" "FAILED"; continue; }
   t1=$(date +%s.%N)
-  ref=$("$PY" bench/reference_eval.py --root "$DATA" --variant "$v" --flip --device cuda \
-        --checkpoint "$DATA/checkpoints/$v/snapshot_70.pth.tar" --workers "$NPROC") ||
+  ref=$(timeout 240 "$PY" bench/reference_eval.py --root "$DATA" --variant "$v" --flip --device "$DEVICE" \
+        --checkpoint "$DATA/checkpoints/$v/snapshot_70.pth.tar" --workers "$NPROC" --sample-every "$EVERY") ||
         { row "reference $v" "FAILED"; continue; }
   echo "$ref"
   "$PY" - "$WORK/results_$v" "$ref" "$t0" "$t1" <<'PYEOF' | while IFS='|' read -r k val; do row "$k" "$val"; done
