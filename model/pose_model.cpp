@@ -217,6 +217,13 @@ PoseModel::Impl::Impl(const Architecture& a, const ModelOptions& o, const std::s
   arch.validate(where);
   device = parse_device(options.device);
   dtype = parse_precision(options.precision, device);
+  // fp32 means fp32: LibTorch lets cuDNN convolutions (and optionally cuBLAS) round their
+  // inputs to TF32 on Ampere and newer GPUs, which moved coordinates by up to 0.3 heatmap
+  // units against the CPU on an H100. Process-wide, as in PyTorch.
+  if (device.is_cuda()) {
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
+  }
   flip_permutation.resize(arch.joints);
   for (int j = 0; j < arch.joints; ++j) flip_permutation[j] = j;
   for (const auto& [a_joint, b_joint] : options.flip_pairs) {

@@ -29,6 +29,7 @@ struct ModelOptions {
 
 // Wall time of one predict() per stage, in milliseconds.
 struct StageTimes {
+  double input_ms = 0;  // predict_staged: waiting for the transfer, normalising, flipping
   double backbone_ms = 0;
   double head_ms = 0;
   double decode_ms = 0;  // soft-argmax (and the flip-test mapping)

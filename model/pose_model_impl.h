@@ -38,8 +38,11 @@ struct PoseModel::Impl {
   void finish();
   // (N, J, 3) float32 coordinates of an (N, 3, 256, 256) batch on the device.
   torch::Tensor forward(const torch::Tensor& x, StageTimes* times);
-  // Coordinates of a normalised batch already on the device (plain images first, then
-  // their mirror images when `flipped`), written to the caller's buffers.
+  // A normalised float batch on the device as the network takes it: in its precision, and
+  // followed by its mirror images when `flip`.
+  torch::Tensor network_input(const torch::Tensor& normalised, bool flip) const;
+  // Coordinates of network_input()'s result for n images, written to the caller's buffers
+  // (`flipped` non-null exactly when the input holds the mirror images too).
   void predict_device(const torch::Tensor& x, int n, float* plain, float* flipped,
                       StageTimes* times);
 };

@@ -7,6 +7,7 @@
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "common/error.h"
@@ -47,12 +48,16 @@ torch::Tensor normalize_crops(const torch::Tensor& crops) {
 
 }  // namespace
 
-void PoseModel::Impl::predict_device(const torch::Tensor& input, int n, float* plain,
-                                     float* flipped, StageTimes* times) {
+// The network's input in its precision; with the flip test, the n mirror images follow the n
+// plain ones, so both go through one batched forward of 2n images.
+torch::Tensor PoseModel::Impl::network_input(const torch::Tensor& normalised, bool flip) const {
+  torch::Tensor x = normalised.to(dtype);
+  return flip ? torch::cat({x, x.flip({3})}) : x;
+}
+
+void PoseModel::Impl::predict_device(const torch::Tensor& x, int n, float* plain, float* flipped,
+                                     StageTimes* times) {
   const int64_t joints = arch.joints;
-  torch::Tensor x = input.to(dtype);
-  // Plain and flipped images go through one batched forward of 2n images.
-  if (flipped) x = torch::cat({x, x.flip({3})});
   auto coords = forward(x, times).to(torch::kCPU).contiguous();
   std::memcpy(plain, coords.data_ptr<float>(), sizeof(float) * n * joints * 3);
   if (flipped) {
@@ -79,7 +84,8 @@ void PoseModel::predict(const float* input, int n, float* plain, float* flipped,
     torch::InferenceMode guard;
     auto x =
         torch::from_blob(const_cast<float*>(input), {n, 3, kInputSize, kInputSize}, torch::kFloat);
-    impl.predict_device(x.to(impl.device), n, plain, flipped, times);
+    impl.predict_device(impl.network_input(x.to(impl.device), flipped != nullptr), n, plain,
+                        flipped, times);
   } catch (const c10::Error& e) {
     throw inference_error(impl.options, e);
   }
@@ -125,6 +131,7 @@ void PoseModel::predict_staged(const StagedCrops& staged, float* plain, float* f
   Impl& impl = *impl_;
   try {
     torch::InferenceMode guard;
+    const auto start = std::chrono::steady_clock::now();
     if (staged.ready) {
       const c10::impl::VirtualGuardImpl device_guard(impl.device.type());
       const c10::Stream compute = device_guard.getStream(impl.device);
@@ -134,6 +141,13 @@ void PoseModel::predict_staged(const StagedCrops& staged, float* plain, float* f
     }
     torch::Tensor x = normalize_crops(staged.crops);
     if (staged.bad_rows.defined()) x.index_fill_(0, staged.bad_rows.to(impl.device), 0.0);
+    x = impl.network_input(x, flipped != nullptr);
+    if (times) {
+      if (impl.device.is_cuda()) torch::cuda::synchronize(impl.device.index());
+      times->input_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+    }
     impl.predict_device(x, staged.n, plain, flipped, times);
   } catch (const c10::Error& e) {
     throw inference_error(impl.options, e);

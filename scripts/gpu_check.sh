@@ -99,7 +99,7 @@ bench() {  # variant precision batch [extra cnp bench options]
          --seconds "${CNP_GPU_CHECK_BENCH_SECONDS:-5}" --json "$@" 2>> "$LOGS/bench.log") ||
     { row "bench $v $p batch $b $*" "FAILED"; return; }
   echo "$json" >> "$LOGS/bench.log"
-  row "bench $v $p batch $b $* (img/s)" "$(echo "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); s=d["stages"]; print(round(d["images_per_second"]), "backbone/head/decode ms", round(s["backbone_ms"],2), round(s["head_ms"],2), round(s["decode_ms"],2))')"
+  row "bench $v $p batch $b $* (img/s)" "$(echo "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); s=d["stages"]; print(round(d["images_per_second"]), d["input"], "input/backbone/head/decode ms", round(s["input_ms"],2), round(s["backbone_ms"],2), round(s["head_ms"],2), round(s["decode_ms"],2), "staging ms", d["staging_ms"] and round(d["staging_ms"],2))')"
 }
 B_BIG=${CNP_GPU_CHECK_BATCH:-256}
 bench XS bf16 "$B_BIG"
@@ -112,40 +112,61 @@ bench L fp32 "$B_BIG"
 bench L fp32 "$B_BIG" --no-optimize
 
 step "end-to-end sweep vs reference-shaped Python evaluation (same GPU)"
+# A sweep of four checkpoints (XS and L, two epochs each, protocol 2, flip test) against the
+# reference evaluation run once per checkpoint, as it is used; the same numbers to 0.01 mm.
 DATA=$WORK/data
-[ -d "$DATA/annotations" ] || "$CNP" synth "$DATA" --kept-frames 16 --variants XS L --epochs 70 \
-  > "$WORK/synth.log" 2>&1 || fail "cnp synth"
+VARIANTS=(${CNP_GPU_CHECK_E2E_VARIANTS:-XS L})
+EPOCHS=(69 70)
 EVERY=${CNP_GPU_CHECK_SAMPLE_EVERY:-64}
-for v in ${CNP_GPU_CHECK_E2E_VARIANTS:-XS L}; do
-  cat > "$WORK/e2e_$v.yaml" <<YAML
-name: e2e_$v
-output: $WORK/results_$v
+[ -d "$DATA/annotations" ] || timeout 300 "$CNP" synth "$DATA" --kept-frames 16 \
+  --variants "${VARIANTS[@]}" --epochs "${EPOCHS[@]}" > "$LOGS/synth.log" 2>&1 || fail "cnp synth"
+join() { local IFS=,; echo "$*"; }
+cat > "$WORK/e2e.yaml" <<YAML
+name: e2e
+output: $WORK/results
 dataset: {root: $DATA, bbox: gt, sample_every: $EVERY}
 model: {checkpoint: "$DATA/checkpoints/{variant}/snapshot_{epoch}.pth.tar"}
-sweep: {variants: [$v], epochs: [70], protocols: [2], flip: [true]}
-runtime: {device: $DEVICE, precision: fp32, batch_size: 64}
+sweep: {variants: [$(join "${VARIANTS[@]}")], epochs: [$(join "${EPOCHS[@]}")], protocols: [2], flip: [true]}
+runtime: {device: $DEVICE, precision: fp32, batch_size: ${CNP_GPU_CHECK_E2E_BATCH:-128}}
 YAML
-  rm -rf "$WORK/results_$v"
-  t0=$(date +%s.%N)
-  timeout 240 "$SWEEP" "$WORK/e2e_$v.yaml" >> "$LOGS/sweep.log" 2>&1 || { tail "$LOGS/sweep.log"; row "sweep $v" "FAILED"; continue; }
-  t1=$(date +%s.%N)
-  ref=$(timeout 240 "$PY" bench/reference_eval.py --root "$DATA" --variant "$v" --flip --device "$DEVICE" \
-        --checkpoint "$DATA/checkpoints/$v/snapshot_70.pth.tar" --workers "$NPROC" --sample-every "$EVERY") ||
-        { row "reference $v" "FAILED"; continue; }
-  echo "$ref"
-  "$PY" - "$WORK/results_$v" "$ref" "$t0" "$t1" <<'PYEOF' | while IFS='|' read -r k val; do row "$k" "$val"; done
-import glob, json, sys
-out, ref, t0, t1 = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-job = json.load(open(glob.glob(out + "/jobs/*.json")[0]))
-ours = job["metrics"]["mpjpe"]; cnp_s = t1 - t0
-v = job["job"]["variant"]
-print(f"e2e {v}: cnp_sweep / reference seconds|{cnp_s:.1f} / {ref['seconds']:.1f} = {ref['seconds'] / cnp_s:.2f}x")
-print(f"e2e {v}: MPJPE cnp vs reference (mm)|{ours:.3f} vs {ref['mpjpe']:.3f} (diff {abs(ours - ref['mpjpe']):.4f})")
-PYEOF
-  [ -f "$WORK/results_$v/run_summary.json" ] && "$PY" -c "
-import json,sys; t=json.load(open('$WORK/results_$v/run_summary.json')).get('timing',{})
-for r in t.get('per_rank',[]): print('timing', r)" || true
+rm -rf "$WORK/results" "$WORK/reference.jsonl"
+t0=$(date +%s.%N)
+timeout 300 "$SWEEP" "$WORK/e2e.yaml" >> "$LOGS/sweep.log" 2>&1 || { tail "$LOGS/sweep.log"; row "sweep" "FAILED"; }
+t1=$(date +%s.%N)
+for v in "${VARIANTS[@]}"; do
+  for e in "${EPOCHS[@]}"; do
+    timeout 240 "$PY" bench/reference_eval.py --root "$DATA" --variant "$v" --flip \
+      --device "$DEVICE" --checkpoint "$DATA/checkpoints/$v/snapshot_$e.pth.tar" \
+      --workers "$NPROC" --sample-every "$EVERY" | sed "s/^{/{\"epoch\": $e, /" \
+      >> "$WORK/reference.jsonl" || row "reference $v e$e" "FAILED"
+  done
 done
+cat "$WORK/reference.jsonl"
+while IFS='|' read -r k val; do row "$k" "$val"; done < <("$PY" - "$WORK/results" \
+    "$WORK/reference.jsonl" "$t0" "$t1" <<'PYEOF'
+import glob, json, sys
+out, ref_file, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+refs = [json.loads(line) for line in open(ref_file)]
+jobs = {}
+for f in glob.glob(out + "/jobs/*.json"):
+    j = json.load(open(f))
+    jobs[(j["job"]["variant"], j["job"]["epoch"])] = j["metrics"]["mpjpe"]
+ref_s = sum(r["seconds"] for r in refs)
+cnp_s = t1 - t0
+print(f"e2e sweep of {len(jobs)} checkpoints: reference / cnp_sweep s|{ref_s:.1f} / {cnp_s:.1f} = {ref_s / cnp_s:.2f}x")
+for r in refs:
+    ours = jobs.get((r["variant"], r["epoch"]))
+    if ours is None:
+        print(f"e2e {r['variant']} e{r['epoch']} MPJPE|missing in the sweep's results")
+    else:
+        print(f"e2e {r['variant']} e{r['epoch']} MPJPE cnp vs reference mm|{ours:.4f} vs {r['mpjpe']:.4f} (diff {abs(ours - r['mpjpe']):.4f})")
+summary = json.load(open(out + "/run_summary.json")).get("timing", {})
+for rank in summary.get("per_rank", []):
+    parts = {k: v for k, v in rank.items() if k.endswith("_s") and k != "wall_s"}
+    print(f"timing rank {rank.get('rank')}: parts sum / wall s|{sum(parts.values()):.2f} / {rank['wall_s']:.2f} " +
+          " ".join(f"{k[:-2]}={v:.2f}" for k, v in parts.items()))
+PYEOF
+)
 
 echo
 echo "=== gpu_check on $GPU, $CPU ($NPROC cores)"
