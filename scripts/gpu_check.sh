@@ -84,7 +84,7 @@ SWEEP=$WORK/build/apps/cnp_sweep
 
 step "CUDA tests"
 for t in "${TESTS[@]}"; do
-  if (cd "$WORK/build" && ctest -R "^$t\$" --output-on-failure --timeout 180) > "$WORK/test.log" 2>&1; then
+  if (cd "$WORK/build" && ctest -R "^$t\$" -V --timeout 180) > "$WORK/test.log" 2>&1; then
     # ctest counts a test that reported itself skipped (exit 77) as passed
     if grep -q "Skipped" "$WORK/test.log"; then row "ctest $t" "SKIPPED"; else row "ctest $t" "passed"; fi
   else
@@ -92,6 +92,7 @@ for t in "${TESTS[@]}"; do
   fi
   cat "$WORK/test.log" >> "$LOGS/tests.log"
 done
+grep -h "\[ cuda \]" "$LOGS/tests.log" || true
 
 step "forward throughput (cnp bench, flip off)"
 bench() {  # variant precision batch [extra cnp bench options]
@@ -104,6 +105,7 @@ bench() {  # variant precision batch [extra cnp bench options]
   row "bench $v $p batch $b $* (img/s)" "$(echo "$json" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); s=d["stages"]; print(round(d["images_per_second"]), d["input"], "input/backbone/head/decode ms", round(s["input_ms"],2), round(s["backbone_ms"],2), round(s["head_ms"],2), round(s["decode_ms"],2), "staging ms", d["staging_ms"] and round(d["staging_ms"],2))')"
 }
 B_BIG=${CNP_GPU_CHECK_BATCH:-256}
+if [ -z "${CNP_GPU_CHECK_SKIP_BENCH:-}" ]; then
 bench XS bf16 "$B_BIG"
 bench XS fp16 "$B_BIG"
 bench XS fp32 "$B_BIG"
@@ -112,12 +114,13 @@ bench L bf16 "$B_BIG"
 bench L fp16 "$B_BIG"
 bench L fp32 "$B_BIG"
 bench L fp32 "$B_BIG" --no-optimize
+fi
 
 step "end-to-end sweep vs reference-shaped Python evaluation (same GPU)"
-# A sweep of four checkpoints (XS and L, two epochs each, protocol 2, flip test) against the
+# A sweep of eight checkpoints (XS, S, M, L, two epochs each, protocol 2, flip test) against the
 # reference evaluation run once per checkpoint, as it is used; the same numbers to 0.01 mm.
 DATA=$WORK/data
-VARIANTS=(${CNP_GPU_CHECK_E2E_VARIANTS:-XS L})
+VARIANTS=(${CNP_GPU_CHECK_E2E_VARIANTS:-XS S M L})
 EPOCHS=(69 70)
 EVERY=${CNP_GPU_CHECK_SAMPLE_EVERY:-64}
 [ -d "$DATA/annotations" ] || timeout 300 "$CNP" synth "$DATA" --kept-frames 16 \
@@ -129,7 +132,7 @@ output: $WORK/results
 dataset: {root: $DATA, bbox: gt, sample_every: $EVERY}
 model: {checkpoint: "$DATA/checkpoints/{variant}/snapshot_{epoch}.pth.tar"}
 sweep: {variants: [$(join "${VARIANTS[@]}")], epochs: [$(join "${EPOCHS[@]}")], protocols: [2], flip: [true]}
-runtime: {device: $DEVICE, precision: fp32, batch_size: ${CNP_GPU_CHECK_E2E_BATCH:-128}}
+runtime: {device: $DEVICE, precision: fp32, batch_size: ${CNP_GPU_CHECK_E2E_BATCH:-256}}
 YAML
 rm -rf "$WORK/results" "$WORK/reference.jsonl"
 t0=$(date +%s.%N)
@@ -169,6 +172,23 @@ for rank in summary.get("per_rank", []):
           " ".join(f"{k[:-2]}={v:.2f}" for k, v in parts.items()))
 PYEOF
 )
+
+step "fidelity: one checkpoint on the GPU and on the CPU, cnp and the reference"
+# Which side moves when the device changes: cnp_sweep and the reference evaluation, each on
+# this GPU and on this machine's CPU, XS epoch 70, 1 frame in 512.
+FID_EVERY=${CNP_GPU_CHECK_FID_EVERY:-512}
+for dev in $DEVICE cpu; do
+  sed -e "s|output: .*|output: $WORK/fid_$dev|" -e "s|sample_every: [0-9]*|sample_every: $FID_EVERY|" \
+      -e "s|variants: \[[^]]*\]|variants: [XS]|" -e "s|epochs: \[[^]]*\]|epochs: [70]|" \
+      -e "s|device: [a-z]*|device: $dev|" "$WORK/e2e.yaml" > "$WORK/fid_$dev.yaml"
+  rm -rf "$WORK/fid_$dev"
+  timeout 120 "$SWEEP" "$WORK/fid_$dev.yaml" >> "$LOGS/sweep.log" 2>&1 || row "fidelity sweep $dev" "FAILED"
+  ours=$("$PY" -c "import glob,json; print(json.load(open(glob.glob('$WORK/fid_$dev/jobs/*.json')[0]))['metrics']['mpjpe'])" 2>/dev/null)
+  ref=$(timeout 120 "$PY" bench/reference_eval.py --root "$DATA" --variant XS --flip --device "$dev" \
+        --checkpoint "$DATA/checkpoints/XS/snapshot_70.pth.tar" --workers "$NPROC" \
+        --sample-every "$FID_EVERY" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['mpjpe'])")
+  row "fidelity XS e70 on $dev: MPJPE cnp / reference mm" "${ours:-?} / ${ref:-?}"
+done
 
 echo
 echo "=== gpu_check on $GPU, $CPU ($NPROC cores)"
