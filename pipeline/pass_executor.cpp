@@ -158,11 +158,13 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
         local_error = batch.error;
       } else {
         try {
+          mark_pass_forward_start();
           TimeInto timed(this_rank_timing().forward_s);
           test_hook(mpi.rank, "forward");
           net->predict(
               batch.input.data(), batch.count, local_plain.data() + batch.first * coords_per_sample,
               need_flip ? local_flipped.data() + batch.first * coords_per_sample : nullptr);
+          mark_pass_forward_end();
           std::copy(batch.bad.begin(), batch.bad.end(), local_bad.begin() + batch.first);
           produced = batch.count;
         } catch (const std::exception& e) {

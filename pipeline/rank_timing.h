@@ -14,6 +14,11 @@ struct RankTiming {
   double forward_s = 0;          // the network's forward passes
   double collective_s = 0;       // MPI collectives, including waiting for other ranks
   double metrics_write_s = 0;    // metrics, result files, reports
+  // Not a part (it overlaps them): the main thread's time from the end of one pass's last
+  // forward call to the start of the next pass's first, i.e. the device's idle time between
+  // passes, summed over the passes, and its largest single gap.
+  double between_passes_s = 0;
+  double between_passes_max_s = 0;
   double parts_sum() const {
     return checkpoint_read_s + model_build_s + data_wait_s + forward_s + collective_s +
            metrics_write_s;
@@ -21,6 +26,12 @@ struct RankTiming {
 };
 
 RankTiming& this_rank_timing();
+
+// Marks where forward calls start and end, for RankTiming::between_passes_s: the first forward
+// call of a pass adds the time since the previous pass's last one.
+void mark_pass_forward_start();
+void mark_pass_forward_end();
+void mark_pass_end();
 
 // Adds the seconds its scope lasts to one part.
 class TimeInto {

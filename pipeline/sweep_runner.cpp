@@ -127,6 +127,8 @@ std::string rank_timing_json(const RunState& state) {
   j["forward_s"] = t.forward_s;
   j["collective_s"] = t.collective_s;
   j["metrics_write_s"] = t.metrics_write_s;
+  j["between_passes_s"] = t.between_passes_s;
+  j["between_passes_max_s"] = t.between_passes_max_s;
   return j.dump();
 }
 
@@ -320,6 +322,7 @@ int run_sweep_steps(const SweepOptions& options) {
                    pass_flip[p] ? "plain + flipped" : "plain only");
     }
     const PassOutcome outcome = run_pass(state, p, pass_flip[p] != 0, outputs, errors);
+    mark_pass_end();
     if (outcome == PassOutcome::Failed) return fail(mpi, errors);
     if (outcome == PassOutcome::Preempted) {
       preempted = true;
