@@ -10,11 +10,26 @@ Clock::time_point g_last_forward_end{};
 bool g_have_last_end = false;
 bool g_pass_started = false;  // this pass has had its first forward call
 
+std::mutex g_background_mutex;
+RankTiming g_background;
+
 }  // namespace
 
 RankTiming& this_rank_timing() {
   static RankTiming timing;
   return timing;
+}
+
+RankTiming background_timing() {
+  std::lock_guard<std::mutex> lock(g_background_mutex);
+  return g_background;
+}
+
+BackgroundTimeInto::~BackgroundTimeInto() {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  std::lock_guard<std::mutex> lock(g_background_mutex);
+  g_background.*part_ += seconds;
 }
 
 void mark_pass_forward_start() {

@@ -2,7 +2,12 @@
 // Where one rank's wall time goes (run_summary.json "timing"): each part is the
 // main thread's time inside that kind of work, so the parts add up to the wall
 // time less small bookkeeping. One instance per process (= per rank).
+// Work done on background threads (the next pass's checkpoint and model, rank 0's
+// result writer) overlaps the main thread's parts, so it is kept apart
+// (background_timing()) and not in their sum; what the main thread waits for it is
+// in the main thread's part of the same name.
 #include <chrono>
+#include <mutex>
 #include <string>
 
 namespace cnp::pipeline {
@@ -32,6 +37,24 @@ RankTiming& this_rank_timing();
 void mark_pass_forward_start();
 void mark_pass_forward_end();
 void mark_pass_end();
+
+// Seconds of background threads, by part (checkpoint_read_s, model_build_s, metrics_write_s).
+// Thread-safe; read it once the threads are joined or idle.
+RankTiming background_timing();
+
+// Adds the seconds its scope lasts to one part of background_timing(), from any thread.
+class BackgroundTimeInto {
+ public:
+  explicit BackgroundTimeInto(double RankTiming::*part)
+      : part_(part), start_(std::chrono::steady_clock::now()) {}
+  ~BackgroundTimeInto();
+  BackgroundTimeInto(const BackgroundTimeInto&) = delete;
+  BackgroundTimeInto& operator=(const BackgroundTimeInto&) = delete;
+
+ private:
+  double RankTiming::*part_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 // Adds the seconds its scope lasts to one part.
 class TimeInto {
