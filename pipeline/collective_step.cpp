@@ -76,11 +76,18 @@ std::vector<std::string> gather_strings(const Mpi& mpi, const std::string& text)
 }
 
 bool all_ok(const Mpi& mpi, const std::string& local_error, std::vector<std::string>* errors) {
+  bool ignored = false;
+  return all_ok(mpi, local_error, errors, false, &ignored);
+}
+
+bool all_ok(const Mpi& mpi, const std::string& local_error, std::vector<std::string>* errors,
+            bool local_flag, bool* any_flag) {
   TimeInto timed(this_rank_timing().collective_s);
-  int failed = local_error.empty() ? 0 : 1;
-  int any_failed = 0;
-  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, mpi.comm);
-  if (!any_failed) return true;
+  int local[2] = {local_error.empty() ? 0 : 1, local_flag ? 1 : 0};
+  int any[2] = {0, 0};
+  MPI_Allreduce(local, any, 2, MPI_INT, MPI_MAX, mpi.comm);
+  *any_flag = any[1] != 0;
+  if (!any[0]) return true;
   const auto messages = gather_strings(mpi, local_error);
   if (errors) {
     for (int r = 0; r < static_cast<int>(messages.size()); ++r) {

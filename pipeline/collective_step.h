@@ -34,6 +34,10 @@ std::vector<std::string> gather_strings(const Mpi& mpi, const std::string& text)
 // Collective: true when no rank has an error. Otherwise rank 0 appends the distinct
 // messages to `errors` (other ranks' messages end with " (rank N)").
 bool all_ok(const Mpi& mpi, const std::string& local_error, std::vector<std::string>* errors);
+// The same, in the same collective also telling every rank whether any raised `local_flag`
+// (a stop request).
+bool all_ok(const Mpi& mpi, const std::string& local_error, std::vector<std::string>* errors,
+            bool local_flag, bool* any_flag);
 
 // Runs `step` on this rank (an exception becomes this rank's error), then agrees.
 template <typename Step>

@@ -13,8 +13,11 @@
 #include "model/checkpoint.h"
 #include "model/pose_model.h"
 #include "pipeline/batch_producer.h"
+#include "pipeline/model_prefetch.h"
 #include "pipeline/rank_timing.h"
+#include "pipeline/result_writer.h"
 #include "pipeline/runtime.h"
+#include "pipeline/samples_h5.h"
 #include "pipeline/stop_signals.h"
 #include "pipeline/test_hooks.h"
 
@@ -43,8 +46,8 @@ void log_progress(RunState& state, int64_t pass_done, int64_t pass_total, size_t
                               ? std::to_string(static_cast<int64_t>(remaining / work_rate)) + " s"
                               : std::string("unknown");
   spdlog::info("progress: pass {}/{} samples {}/{}, jobs {}/{} done, {:.1f} samples/s, ETA {}",
-               pass_index + 1, state.plan.passes.size(), pass_done, pass_total, state.jobs_finished,
-               state.plan.jobs.size(), rate, eta);
+               pass_index + 1, state.plan.passes.size(), pass_done, pass_total,
+               state.jobs_finished.load(), state.plan.jobs.size(), rate, eta);
 }
 
 }  // namespace
@@ -54,8 +57,8 @@ double pass_cost_per_sample(const Plan& plan, size_t p, bool flip) {
   return model::mac_count(arch) * 1e-9 * (flip ? 2 : 1);
 }
 
-PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOutputs& outputs,
-                     std::vector<std::string>& errors) {
+PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, const PassLinks& links,
+                     PassOutputs& outputs, std::vector<std::string>& errors) {
   auto& plan = state.plan;
   const auto& mpi = state.mpi;
   const auto& pass = plan.passes[pass_index];
@@ -63,42 +66,41 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   const auto& samples = set.set.samples;
   const int64_t total = static_cast<int64_t>(samples.size());
   const ShardRange shard = shard_range(total, mpi.rank, mpi.size);
+  ModelPrefetch& models = *links.models;
+  const size_t next = links.next_pass;
+  const bool has_next = next != PassLinks::kNoPass;
 
-  // Every rank loads the same checkpoint into the variant's architecture.
-  std::unique_ptr<model::PoseModel> net;
+  // Every rank loads the same checkpoint into the variant's architecture: made during
+  // the previous pass where it could be (model_prefetch.h), else now. Rank 0 reads the
+  // file, or takes what validation kept, and sends the weights to every other rank.
+  std::shared_ptr<model::PoseModel> net;
   std::string local_error;
+  const auto model_start = Clock::now();
+  const bool prepared = models.sent(pass_index);
   try {
-    // Rank 0 may still hold what validation read (read once per sweep where it fits); else it
-    // reads the file. Either way it sends the weights to every other rank.
-    std::shared_ptr<const model::Checkpoint> kept;
-    if (mpi.rank == 0) {
-      const auto it = plan.checkpoints.find(pass.checkpoint);
-      if (it != plan.checkpoints.end()) kept = std::move(it->second.kept);
-    }
-    std::shared_ptr<const model::Checkpoint> checkpoint;
-    {
-      TimeInto timed(this_rank_timing().checkpoint_read_s);
-      checkpoint = broadcast_checkpoint(mpi.comm, *state.weights, pass.checkpoint, kept);
-    }
-    model::ModelOptions options;
-    options.device = state.device;
-    options.precision = plan.config.runtime.precision;
-    options.optimize = plan.config.runtime.optimize;
-    options.threads = state.threads;
-    options.flip_pairs = data::flip_pairs();
-    options.variant = pass.variant;
-    const auto& arch = plan.registry.get(pass.variant).arch;
-    // The output buffers hold the data set's joints x 3 per sample.
-    if (arch.joints != plan.joints) {
-      throw Error("variant " + pass.variant + " predicts " + std::to_string(arch.joints) +
-                  " joints but the data set has " + std::to_string(plan.joints));
-    }
-    TimeInto timed(this_rank_timing().model_build_s);
-    net = model::PoseModel::load(arch, *checkpoint, options);
+    if (!prepared) models.send(pass_index, /*in_background=*/false);
+    net = models.take(pass_index);
   } catch (const std::exception& e) {
     local_error = e.what();
   }
-  if (!all_ok(mpi, local_error, &errors)) return PassOutcome::Failed;
+  spdlog::debug("pass {}: model {} in {:.3f} s", pass_index + 1,
+                prepared ? "made during the previous pass, taken" : "read and built",
+                std::chrono::duration<double>(Clock::now() - model_start).count());
+  // The next pass's model: this one again when the weights and variant are the same,
+  // else rank 0 starts reading its checkpoint now, beside this pass.
+  if (local_error.empty() && has_next) {
+    const auto& next_pass = plan.passes[next];
+    if (next_pass.checkpoint == pass.checkpoint && next_pass.variant == pass.variant) {
+      models.reuse(next, net);
+    } else if (mpi.rank == 0) {
+      models.start_read(next);
+    }
+  }
+  // Rank 0's writing of earlier passes failed: every rank stops here.
+  if (local_error.empty() && links.writer) local_error = links.writer->error();
+  bool stop = false;
+  if (!all_ok(mpi, local_error, &errors, stop_requested(), &stop)) return PassOutcome::Failed;
+  if (stop) return PassOutcome::Preempted;
 
   SampleSetState& set_state = state.set_state[plan.pass_set[pass_index]];
   CropStore& store = set_state.store;
@@ -109,7 +111,6 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     store.bad.assign(static_cast<size_t>(shard.size()), 0);
   }
   const bool from_store = store.enabled && store.filled;
-  std::mutex cache_mutex;  // HDF5 (Debian's build) is not thread-safe; JPEG decoding is
   auto source = [&](int64_t index, uint8_t* crop) {
     uint8_t* stored = store.enabled ? store.crops.data() + index * data::kCropBytes : nullptr;
     if (from_store) {
@@ -120,7 +121,8 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
     const data::Sample& sample = samples[shard.begin + index];
     try {
       if (set_state.cache) {
-        std::lock_guard<std::mutex> lock(cache_mutex);
+        // One HDF5 call at a time in the process (rank 0's result writer runs beside).
+        std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
         set_state.cache->read_crops(shard.begin + index, 1, crop);
       } else {
         data::crop_image_file(data::image_path(set.options.root, sample), sample.bbox, crop);
@@ -151,6 +153,37 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
   bool preempted = false;
   bool failed = false;
   int64_t pass_done = 0;
+  // One small collective per batch: stop requests, failures, progress, and whether rank
+  // 0 holds the next pass's checkpoint. Non-blocking: it completes while the next batch
+  // runs and is acted on after it, so the ranks do not wait for each other at every
+  // batch; a stop or failure takes effect one batch later than it is raised.
+  int64_t local[4] = {0, 0, 0, 0};
+  int64_t summed[4] = {0, 0, 0, 0};
+  MPI_Request check = MPI_REQUEST_NULL;
+  bool pending = false;
+  // Completes the outstanding check; false when the pass ends there. `last`: no batch
+  // is left to compute, so a stop lets the pass finish (the next pass start sees it).
+  auto settle = [&](bool last) {
+    {
+      TimeInto timed(this_rank_timing().collective_s);
+      MPI_Wait(&check, MPI_STATUS_IGNORE);
+    }
+    pending = false;
+    pass_done += summed[2];
+    if (mpi.rank == 0 && !last) log_progress(state, pass_done, total, pass_index, false);
+    if (summed[1] > 0) {
+      failed = true;
+      return false;
+    }
+    // Rank 0 has read the next checkpoint: it goes to every rank between two batches,
+    // and every rank builds the model in the background.
+    if (summed[3] > 0 && has_next && !models.sent(next)) models.send(next, /*in_background=*/true);
+    if (summed[0] > 0 && !last) {
+      preempted = true;
+      return false;
+    }
+    return true;
+  };
   for (int64_t round = 0; round < rounds; ++round) {
     PreparedBatch batch;
     int64_t produced = 0;
@@ -164,6 +197,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
         local_error = batch.error;
       } else {
         try {
+          mark_pass_forward_start();
           TimeInto timed(this_rank_timing().forward_s);
           test_hook(mpi.rank, "forward");
           float* plain = local_plain.data() + batch.first * coords_per_sample;
@@ -173,6 +207,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
             net->predict_staged(*batch.staged, plain, flipped);
           else
             net->predict(batch.input.data(), batch.count, plain, flipped);
+          mark_pass_forward_end();
           std::copy(batch.bad.begin(), batch.bad.end(), local_bad.begin() + batch.first);
           produced = batch.count;
         } catch (const std::exception& e) {
@@ -180,25 +215,19 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOut
         }
       }
     }
-    // One cheap collective per batch: stop requests, failures, progress.
-    int64_t local[3] = {stop_requested() ? 1 : 0, local_error.empty() ? 0 : 1, produced};
-    int64_t summed[3] = {0, 0, 0};
+    if (pending && !settle(round + 1 == rounds)) break;
+    if (mpi.rank == 0 && local_error.empty() && links.writer) local_error = links.writer->error();
+    local[0] = stop_requested() ? 1 : 0;
+    local[1] = local_error.empty() ? 0 : 1;
+    local[2] = produced;
+    local[3] = mpi.rank == 0 && has_next && !models.sent(next) && models.read_done(next) ? 1 : 0;
     {
       TimeInto timed(this_rank_timing().collective_s);
-      MPI_Allreduce(local, summed, 3, MPI_INT64_T, MPI_SUM, mpi.comm);
+      MPI_Iallreduce(local, summed, 4, MPI_INT64_T, MPI_SUM, mpi.comm, &check);
     }
-    pass_done += summed[2];
-    if (mpi.rank == 0 && round + 1 < rounds)
-      log_progress(state, pass_done, total, pass_index, false);
-    if (summed[1] > 0) {
-      failed = true;
-      break;
-    }
-    if (summed[0] > 0 && round + 1 < rounds) {
-      preempted = true;
-      break;
-    }
+    pending = true;
   }
+  if (pending) settle(/*last=*/true);
   if (failed) {
     all_ok(mpi, local_error.empty() ? std::string() : local_error, &errors);
     return PassOutcome::Failed;

@@ -3,6 +3,7 @@
 // every rank: loads the model, decodes/crops this rank's shard (from the images,
 // the HDF5 cache or the in-memory crop store), predicts, and gathers the raw
 // coordinates to rank 0 in sample order.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -51,9 +52,11 @@ struct RunState {
   double work_to_compute = 0;
   double work_computed = 0;
   double pass_cost_per_sample = 0;
-  int jobs_finished = 0;
-  int jobs_computed = 0;
+  // Counted by rank 0's result writer thread, read by the main thread's progress lines.
+  std::atomic<int> jobs_finished{0};
+  std::atomic<int> jobs_computed{0};
   // Rank 0: jobs that failed alone (a non-finite result); the sweep goes on, exits 1.
+  // Written by the result writer thread: read it once the writer is flushed.
   std::vector<std::string> job_failures;
   std::vector<std::string> hosts;  // rank 0: every rank's host name, by rank (provenance)
   Clock::time_point last_progress;
@@ -72,8 +75,22 @@ double pass_cost_per_sample(const Plan& plan, size_t p, bool flip);
 
 enum class PassOutcome { Done, Preempted, Failed };
 
-// Collective. On Failed, rank 0's `errors` holds every rank's message.
-PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, PassOutputs& outputs,
-                     std::vector<std::string>& errors);
+class ModelPrefetch;
+class AsyncResultWriter;
+
+// What a pass works with besides its own samples: where its model comes from (and where
+// the next pass's is made meanwhile), and rank 0's writer of earlier passes' results,
+// whose failure fails the sweep at this pass's next check.
+struct PassLinks {
+  static constexpr size_t kNoPass = static_cast<size_t>(-1);
+  ModelPrefetch* models = nullptr;
+  size_t next_pass = kNoPass;                 // the next pass to compute, if any
+  const AsyncResultWriter* writer = nullptr;  // rank 0
+};
+
+// Collective. On Failed, rank 0's `errors` holds every rank's message. A stop request
+// seen at the pass's start, or before its last batch, gives Preempted.
+PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, const PassLinks& links,
+                     PassOutputs& outputs, std::vector<std::string>& errors);
 
 }  // namespace cnp::pipeline

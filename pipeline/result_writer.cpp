@@ -9,6 +9,7 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -18,6 +19,7 @@
 #include "data/preprocess.h"
 #include "jobs/grid.h"
 #include "pipeline/metrics.h"
+#include "pipeline/rank_timing.h"
 #include "pipeline/report.h"
 #include "pipeline/samples_h5.h"
 
@@ -177,6 +179,67 @@ void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& o
   }
 }
 
+AsyncResultWriter::AsyncResultWriter(RunState& state) : state_(state), thread_([this] { run(); }) {}
+
+AsyncResultWriter::~AsyncResultWriter() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    closing_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void AsyncResultWriter::submit(size_t pass_index, PassOutputs outputs, double seconds) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return queue_.empty() || !error_.empty(); });
+  if (!error_.empty()) return;  // reported by error(); nothing more is written
+  queue_.push_back(Item{pass_index, std::move(outputs), seconds});
+  changed_.notify_all();
+}
+
+std::string AsyncResultWriter::error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+std::string AsyncResultWriter::flush() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return (queue_.empty() && !busy_) || !error_.empty(); });
+  return error_;
+}
+
+void AsyncResultWriter::run() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    changed_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    if (queue_.empty() || !error_.empty()) return;  // closing (with nothing left to write)
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    changed_.notify_all();  // a submit waiting for room
+    lock.unlock();
+    std::string failure;
+    try {
+      BackgroundTimeInto timed(&RankTiming::metrics_write_s);
+      write_pass_results(state_, item.pass_index, item.outputs, item.seconds);
+    } catch (const std::bad_alloc&) {
+      failure =
+          "out of memory while writing the results of pass " + std::to_string(item.pass_index + 1);
+    } catch (const std::exception& e) {
+      failure = e.what();
+      if (failure.empty()) failure = "writing the results failed";
+    }
+    lock.lock();
+    busy_ = false;
+    if (!failure.empty()) {
+      error_ = failure;
+      queue_.clear();
+    }
+    changed_.notify_all();
+  }
+}
+
 void write_summary(const RunState& state, const SweepCounts& counts, bool preempted,
                    const std::vector<std::string>& rank_timings) {
   nlohmann::json summary;
@@ -184,7 +247,7 @@ void write_summary(const RunState& state, const SweepCounts& counts, bool preemp
   summary["passes_computed"] = counts.passes_computed;
   summary["passes_skipped"] = counts.passes_skipped;
   summary["jobs_total"] = state.plan.jobs.size();
-  summary["jobs_computed"] = state.jobs_computed;
+  summary["jobs_computed"] = state.jobs_computed.load();
   summary["jobs_skipped"] = counts.jobs_skipped;
   summary["ranks"] = state.mpi.size;
   summary["seconds"] = std::chrono::duration<double>(Clock::now() - state.start).count();

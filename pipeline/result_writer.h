@@ -2,8 +2,12 @@
 // The result writer (rank 0): turns a pass's gathered coordinates into each job's
 // metrics, writes <output>/jobs/<stem>.json and its predictions, and at the end the
 // comparison table and run_summary.json. Runs on rank 0 only; no collectives.
+#include <condition_variable>
 #include <cstddef>
+#include <deque>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "pipeline/pass_executor.h"
@@ -14,6 +18,45 @@ namespace cnp::pipeline {
 // Throws cnp::Error (the caller agrees on it with the other ranks).
 void write_pass_results(RunState& state, size_t pass_index, const PassOutputs& outputs,
                         double seconds);
+
+// Rank 0's result writing off the passes' critical path: the runner hands each pass's
+// gathered outputs to this thread and goes on with the next pass. At most one pass
+// waits beside the one being written (submit blocks while it is there). The first
+// failure stops the writing (nothing more is written) and is reported by error(), which
+// the next collective check turns into every rank's failure. Job files are written
+// whole (atomically, the job file last), so a stop or failure leaves exactly the
+// finished jobs on disk.
+class AsyncResultWriter {
+ public:
+  explicit AsyncResultWriter(RunState& state);
+  // Writes what is queued (unless a write failed), then joins.
+  ~AsyncResultWriter();
+  AsyncResultWriter(const AsyncResultWriter&) = delete;
+  AsyncResultWriter& operator=(const AsyncResultWriter&) = delete;
+
+  void submit(size_t pass_index, PassOutputs outputs, double seconds);
+  // The first write failure ("" while none); non-blocking.
+  std::string error() const;
+  // Waits until everything submitted is written (or a write failed); returns error().
+  std::string flush();
+
+ private:
+  struct Item {
+    size_t pass_index;
+    PassOutputs outputs;
+    double seconds;
+  };
+  void run();
+
+  RunState& state_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Item> queue_;
+  bool busy_ = false;  // the thread is writing an item
+  bool closing_ = false;
+  std::string error_;
+  std::thread thread_;
+};
 
 struct SweepCounts {
   int passes_computed = 0;

@@ -15,9 +15,13 @@ namespace cnp::pipeline {
 namespace {
 namespace fs = std::filesystem;
 
+// Per thread: a thread-safe HDF5 keeps the error-printing setting per thread, and the
+// sweep writes this file from its result-writer thread.
 void quiet_hdf5() {
-  static std::once_flag once;
-  std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+  thread_local bool quiet = false;
+  if (quiet) return;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  quiet = true;
 }
 
 // Owns one HDF5 identifier.
@@ -195,7 +199,13 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
 
 }  // namespace
 
+std::recursive_mutex& hdf5_mutex() {
+  static std::recursive_mutex mutex;  // recursive: update_samples_file reads the file too
+  return mutex;
+}
+
 std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   quiet_hdf5();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file (or unreadable)");
   Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + ": cannot open");
@@ -208,6 +218,7 @@ std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
 }
 
 void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs) {
+  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
   quiet_hdf5();
   const fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());

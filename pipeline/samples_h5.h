@@ -8,6 +8,7 @@
 //   mpjpe, pa_mpjpe, n_mpjpe float32[17]   (per-joint errors in mm, Thorax dropped)
 // with attributes variant, bbox, headline (strings) and epoch, protocol, flip (int64).
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,10 @@ std::map<std::string, JobSamples> read_samples_file(const std::string& path);
 // Adds or replaces the datasets of `jobs` (stem -> samples), keeping the others.
 // Atomic: the new file is written beside it and renamed over it.
 void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs);
+
+// Held around every HDF5 call of the sweep (these functions take it; the runner holds it
+// while reading the crop cache): rank 0's result writer runs beside the pass's cache
+// reads, and an HDF5 built without thread safety must never see two calls at once.
+std::recursive_mutex& hdf5_mutex();
 
 }  // namespace cnp::pipeline

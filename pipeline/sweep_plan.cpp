@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -178,6 +179,11 @@ std::vector<std::string> validate_plan(Plan& plan, const ValidationOptions& opti
     }
     model::Checkpoint checkpoint;
     try {
+      // The hash (the resume ledger's key) reads the file a second time (read_checkpoint
+      // takes a path): on its own thread, beside the parse. A failed parse still waits for
+      // it (the future's destructor).
+      std::future<std::string> hash =
+          std::async(std::launch::async, [&path] { return sha256_file(path); });
       {
         TimeInto timed(this_rank_timing().checkpoint_read_s);
         checkpoint = model::read_checkpoint(path);
@@ -190,7 +196,7 @@ std::vector<std::string> validate_plan(Plan& plan, const ValidationOptions& opti
         info.matches.push_back(variant->name);
       }
       TimeInto timed(this_rank_timing().checkpoint_read_s);
-      info.sha256 = sha256_file(path);
+      info.sha256 = hash.get();
       info.readable = true;
     } catch (const std::exception& e) {
       problems.push_back(e.what());

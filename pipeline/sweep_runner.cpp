@@ -21,6 +21,7 @@
 #include "data/cache.h"
 #include "model/pose_model.h"
 #include "pipeline/collective_step.h"
+#include "pipeline/model_prefetch.h"
 #include "pipeline/output_lock.h"
 #include "pipeline/pass_executor.h"
 #include "pipeline/rank_timing.h"
@@ -127,6 +128,13 @@ std::string rank_timing_json(const RunState& state) {
   j["forward_s"] = t.forward_s;
   j["collective_s"] = t.collective_s;
   j["metrics_write_s"] = t.metrics_write_s;
+  j["between_passes_s"] = t.between_passes_s;
+  j["between_passes_max_s"] = t.between_passes_max_s;
+  // Background threads' seconds, beside the main thread's parts (not in their sum).
+  const RankTiming b = background_timing();
+  j["background"] = {{"checkpoint_read_s", b.checkpoint_read_s},
+                     {"model_build_s", b.model_build_s},
+                     {"metrics_write_s", b.metrics_write_s}};
   return j.dump();
 }
 
@@ -298,52 +306,74 @@ int run_sweep_steps(const SweepOptions& options) {
         state.batch_size, state.threads, state.weights->name());
   }
 
-  // 5. Passes, one after another; each pass's jobs are on disk when it ends.
-  size_t last_computed_pass = 0;
-  for (size_t p = 0; p < plan.passes.size(); ++p) {
-    if (pass_compute[p]) last_computed_pass = p;
+  // 5. Passes, one after another. Each pass's model is made during the one before
+  // (ModelPrefetch), and rank 0's writer thread writes each pass's jobs while the next
+  // pass runs (AsyncResultWriter); both are joined before the summary.
+  std::vector<size_t> next_pass(plan.passes.size(), PassLinks::kNoPass);
+  for (size_t p = plan.passes.size(), following = PassLinks::kNoPass; p-- > 0;) {
+    next_pass[p] = following;
+    if (pass_compute[p]) following = p;
   }
   set_stop_mode(StopMode::AtBatchBoundary);
   bool preempted = false;
-  for (size_t p = 0; p < plan.passes.size() && !preempted; ++p) {
-    if (!pass_compute[p]) {
-      ++counts.passes_skipped;
-      continue;
-    }
-    const auto pass_start = Clock::now();
-    state.pass_start = pass_start;
-    state.pass_cost_per_sample = pass_cost_per_sample(plan, p, pass_flip[p] != 0);
-    PassOutputs outputs;
-    if (mpi.rank == 0) {
-      spdlog::info("pass {}/{}: {} {} ({} boxes, {} samples, {})", p + 1, plan.passes.size(),
-                   plan.passes[p].variant, plan.passes[p].checkpoint, plan.passes[p].bbox,
-                   plan.sets[plan.pass_set[p]].set.samples.size(),
-                   pass_flip[p] ? "plain + flipped" : "plain only");
-    }
-    const PassOutcome outcome = run_pass(state, p, pass_flip[p] != 0, outputs, errors);
-    if (outcome == PassOutcome::Failed) return fail(mpi, errors);
-    if (outcome == PassOutcome::Preempted) {
-      preempted = true;
-      break;
-    }
-    ++counts.passes_computed;
-    if (!collective_step(mpi, errors, [&] {
-          if (mpi.rank != 0) return;
-          const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();
-          state.work_computed +=
-              plan.sets[plan.pass_set[p]].set.samples.size() * state.pass_cost_per_sample;
+  std::string write_error;
+  {
+    ModelPrefetch models(state);
+    std::unique_ptr<AsyncResultWriter> writer;
+    if (mpi.rank == 0) writer = std::make_unique<AsyncResultWriter>(state);
+    for (size_t p = 0; p < plan.passes.size(); ++p) {
+      if (!pass_compute[p]) {
+        ++counts.passes_skipped;
+        continue;
+      }
+      const auto pass_start = Clock::now();
+      state.pass_start = pass_start;
+      state.pass_cost_per_sample = pass_cost_per_sample(plan, p, pass_flip[p] != 0);
+      PassOutputs outputs;
+      if (mpi.rank == 0) {
+        spdlog::info("pass {}/{}: {} {} ({} boxes, {} samples, {})", p + 1, plan.passes.size(),
+                     plan.passes[p].variant, plan.passes[p].checkpoint, plan.passes[p].bbox,
+                     plan.sets[plan.pass_set[p]].set.samples.size(),
+                     pass_flip[p] ? "plain + flipped" : "plain only");
+      }
+      PassLinks links;
+      links.models = &models;
+      links.next_pass = next_pass[p];
+      links.writer = writer.get();
+      const PassOutcome outcome = run_pass(state, p, pass_flip[p] != 0, links, outputs, errors);
+      mark_pass_end();
+      if (outcome == PassOutcome::Failed) {
+        // The passes before this one are complete: their jobs are still written.
+        if (writer) {
           TimeInto timed(timing.metrics_write_s);
-          write_pass_results(state, p, outputs, seconds);
-        })) {
-      return fail(mpi, errors);
+          writer->flush();
+        }
+        return fail(mpi, errors);
+      }
+      if (outcome == PassOutcome::Preempted) {
+        preempted = true;
+        break;
+      }
+      ++counts.passes_computed;
+      if (mpi.rank == 0) {
+        const double seconds = std::chrono::duration<double>(Clock::now() - pass_start).count();
+        state.work_computed +=
+            plan.sets[plan.pass_set[p]].set.samples.size() * state.pass_cost_per_sample;
+        TimeInto timed(timing.metrics_write_s);  // waiting while the writer is a pass behind
+        writer->submit(p, std::move(outputs), seconds);
+      }
     }
-    // A signal that arrived while rank 0 wrote results stops before the next pass.
-    int stop = stop_requested() ? 1 : 0, any_stop = 0;
-    {
-      TimeInto timed(timing.collective_s);
-      MPI_Allreduce(&stop, &any_stop, 1, MPI_INT, MPI_MAX, mpi.comm);
+    // Every job of a finished pass on disk before the summary (also when preempted).
+    if (writer) {
+      TimeInto timed(timing.metrics_write_s);
+      write_error = writer->flush();
     }
-    if (any_stop && p < last_computed_pass) preempted = true;
+  }
+  // A write failure of the last pass (earlier ones failed the pass after them).
+  if (!collective_step(mpi, errors, [&] {
+        if (!write_error.empty()) throw Error(write_error);
+      })) {
+    return fail(mpi, errors);
   }
 
   // 6. Every rank's timing to rank 0 (the summary's own writing is not in it), then
@@ -355,15 +385,16 @@ int run_sweep_steps(const SweepOptions& options) {
           write_summary(state, counts, true, timings);
           spdlog::warn(
               "preempted: stopped at a batch boundary, {}/{} jobs finished; rerun to resume",
-              state.jobs_finished, plan.jobs.size());
+              state.jobs_finished.load(), plan.jobs.size());
         } else {
           write_sweep_comparison(plan);
           write_summary(state, counts, false, timings);
         }
         spdlog::info("forward passes: {} computed, {} skipped", counts.passes_computed,
                      counts.passes_skipped);
-        spdlog::info("jobs: {} computed, {} skipped, {} total; results in {}", state.jobs_computed,
-                     counts.jobs_skipped, plan.jobs.size(), plan.config.output);
+        spdlog::info("jobs: {} computed, {} skipped, {} total; results in {}",
+                     state.jobs_computed.load(), counts.jobs_skipped, plan.jobs.size(),
+                     plan.config.output);
       })) {
     return fail(mpi, errors);
   }

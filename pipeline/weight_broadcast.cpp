@@ -137,22 +137,32 @@ model::Checkpoint unpack_checkpoint(const std::vector<uint8_t>& bytes) {
   return ck;
 }
 
-std::shared_ptr<const model::Checkpoint> broadcast_checkpoint(
-    MPI_Comm comm, ByteBroadcast& transport, const std::string& path,
-    std::shared_ptr<const model::Checkpoint> have) {
+PreparedCheckpoint prepare_checkpoint(const std::string& path,
+                                      std::shared_ptr<const model::Checkpoint> have, bool pack) {
+  PreparedCheckpoint out;
+  try {
+    if (!have) have = std::make_shared<const model::Checkpoint>(model::read_checkpoint(path));
+    if (pack) out.packed = pack_checkpoint(*have);
+    out.checkpoint = std::move(have);
+  } catch (const std::bad_alloc&) {
+    out = PreparedCheckpoint();
+    out.error = path + ": out of memory while reading the checkpoint";
+  } catch (const std::exception& e) {
+    out = PreparedCheckpoint();
+    out.error = e.what();
+    if (out.error.empty()) out.error = path + ": cannot read the checkpoint";
+  }
+  return out;
+}
+
+std::shared_ptr<const model::Checkpoint> broadcast_prepared(MPI_Comm comm, ByteBroadcast& transport,
+                                                            PreparedCheckpoint prepared,
+                                                            std::vector<uint8_t>* packed) {
   int rank = 0, size = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
-  std::vector<uint8_t> bytes;
-  std::string error;
-  if (rank == 0) {
-    try {
-      if (!have) have = std::make_shared<const model::Checkpoint>(model::read_checkpoint(path));
-      if (size > 1) bytes = pack_checkpoint(*have);
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
-  }
+  std::string& error = prepared.error;
+  std::vector<uint8_t>& bytes = prepared.packed;
   // Rank 0's outcome first (size, or its error), so every rank agrees before the payload.
   int64_t header[2] = {error.empty() ? static_cast<int64_t>(bytes.size()) : -1,
                        static_cast<int64_t>(error.size())};
@@ -162,11 +172,26 @@ std::shared_ptr<const model::Checkpoint> broadcast_checkpoint(
     MPI_Bcast(error.data(), static_cast<int>(header[1]), MPI_CHAR, 0, comm);
     throw Error(error);
   }
-  if (size == 1) return have;
+  if (size == 1) return prepared.checkpoint;
   bytes.resize(static_cast<size_t>(header[0]));
   transport.broadcast(bytes);
-  if (rank == 0) return have;
+  if (rank == 0) return prepared.checkpoint;
+  if (packed) {
+    *packed = std::move(bytes);
+    return nullptr;
+  }
   return std::make_shared<const model::Checkpoint>(unpack_checkpoint(bytes));
+}
+
+std::shared_ptr<const model::Checkpoint> broadcast_checkpoint(
+    MPI_Comm comm, ByteBroadcast& transport, const std::string& path,
+    std::shared_ptr<const model::Checkpoint> have) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  PreparedCheckpoint prepared;
+  if (rank == 0) prepared = prepare_checkpoint(path, std::move(have), size > 1);
+  return broadcast_prepared(comm, transport, std::move(prepared));
 }
 
 }  // namespace cnp::pipeline

@@ -35,6 +35,26 @@ std::unique_ptr<ByteBroadcast> make_nccl_broadcast(MPI_Comm comm, int cuda_devic
 std::vector<uint8_t> pack_checkpoint(const model::Checkpoint& checkpoint);
 model::Checkpoint unpack_checkpoint(const std::vector<uint8_t>& bytes);
 
+// Rank 0's half of a broadcast, done without MPI (so on any thread, ahead of time): the
+// checkpoint read from its file (or the one it already holds), packed when other ranks need it,
+// or the error (one line naming the file).
+struct PreparedCheckpoint {
+  std::shared_ptr<const model::Checkpoint> checkpoint;
+  std::vector<uint8_t> packed;
+  std::string error;
+};
+// Never throws: a failure is returned in `error`, for every rank to raise.
+PreparedCheckpoint prepare_checkpoint(const std::string& path,
+                                      std::shared_ptr<const model::Checkpoint> have, bool pack);
+
+// Collective. Rank 0 passes what prepare_checkpoint gave (the others an empty one); every rank
+// returns its copy of the checkpoint (rank 0: the prepared one; the others: the packed bytes,
+// unpacked only when `unpacked` is true, else left in `*packed`), or every rank throws rank 0's
+// error.
+std::shared_ptr<const model::Checkpoint> broadcast_prepared(MPI_Comm comm, ByteBroadcast& transport,
+                                                            PreparedCheckpoint prepared,
+                                                            std::vector<uint8_t>* packed = nullptr);
+
 // Rank 0 reads `path` (unless it passes the checkpoint in `have`); every rank returns the same
 // checkpoint, or every rank throws rank 0's error (one line naming the file). Collective.
 std::shared_ptr<const model::Checkpoint> broadcast_checkpoint(

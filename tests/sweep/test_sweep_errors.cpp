@@ -543,6 +543,39 @@ TEST_F(SweepErrors, CheckpointEpochFieldDisagreeingIsRecorded) {
   EXPECT_EQ(job.at("checkpoint").at("epoch_field"), 4);
 }
 
+// Rank 0 writes each pass's results on a writer thread while the next pass runs. A write
+// that fails there still fails the sweep: exit 1, one line naming the file; the jobs
+// written before it stay whole, nothing of the failed job or of the next pass appears,
+// and a rerun resumes exactly the jobs on disk.
+TEST_F(SweepErrors, ResultWriteFailureFailsTheSweepNamingTheFile) {
+  const auto config = write_sweep(dir_ + "/write_fail.yaml", data_, kFullGrid);
+  const std::string out = dir_ + "/out_write_fail";
+  fs::remove_all(out);
+  // A folder where pass 1's last job (of four) puts its predictions: writing them fails.
+  const std::string blocked = out + "/predictions/XS_e1_p2_flip_gt.json";
+  fs::create_directories(blocked);
+  const auto result =
+      run(sweep_command(2, config, "--output " + out + " --set runtime.batch_size=1"),
+          dir_ + "/write_fail_run");
+  EXPECT_EQ(result.code, 1) << result.err;
+  EXPECT_HAS(result.err, "cnp_sweep: error: " + blocked + ": is a directory");
+  for (const char* stem : {"XS_e1_p1_noflip_gt", "XS_e1_p1_flip_gt", "XS_e1_p2_noflip_gt"}) {
+    EXPECT_TRUE(fs::exists(out + "/jobs/" + stem + ".json")) << stem;
+  }
+  EXPECT_FALSE(fs::exists(out + "/jobs/XS_e1_p2_flip_gt.json"));
+  for (const char* stem :
+       {"XS_e2_p1_noflip_gt", "XS_e2_p1_flip_gt", "XS_e2_p2_noflip_gt", "XS_e2_p2_flip_gt"}) {
+    EXPECT_FALSE(fs::exists(out + "/jobs/" + stem + ".json")) << stem;
+    EXPECT_FALSE(fs::exists(out + "/predictions/" + stem + ".json")) << stem;
+  }
+  fs::remove(blocked);
+  const auto rerun = run(sweep_command(2, config, "--output " + out), dir_ + "/write_fail_rerun");
+  ASSERT_EQ(rerun.code, 0) << rerun.err;
+  const auto summary = read_json(out + "/run_summary.json");
+  EXPECT_EQ(summary.at("jobs_skipped"), 3);
+  EXPECT_EQ(summary.at("jobs_computed"), 5);
+}
+
 // Two sweeps into one output folder: the second exits at once, naming the host and
 // pid of the first one's rank 0 (which holds <output>/.lock).
 TEST_F(SweepErrors, SecondSweepIntoTheSameFolderExitsNamingTheHolder) {
