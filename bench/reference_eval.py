@@ -104,7 +104,11 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     ap.add_argument("--sample-every", type=int, default=64)
+    ap.add_argument("--no-cudnn", action="store_true",
+                    help="LibTorch's own CUDA convolutions instead of cuDNN's (a fidelity check)")
     args = ap.parse_args()
+    if args.no_cudnn:
+        torch.backends.cudnn.enabled = False
     # fp32 throughout, as on the GPUs the reference was run on: PyTorch otherwise lets cuDNN
     # round convolution inputs to TF32 on Ampere and newer GPUs (0.2 mm on MPJPE here).
     torch.backends.cudnn.allow_tf32 = False

@@ -189,6 +189,12 @@ for dev in $DEVICE cpu; do
         --sample-every "$FID_EVERY" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['mpjpe'])")
   row "fidelity XS e70 on $dev: MPJPE cnp / reference mm" "${ours:-?} / ${ref:-?}"
 done
+if [ "$DEVICE" != cpu ]; then
+  ref=$(timeout 120 "$PY" bench/reference_eval.py --root "$DATA" --variant XS --flip --device "$DEVICE" \
+        --checkpoint "$DATA/checkpoints/XS/snapshot_70.pth.tar" --workers "$NPROC" --no-cudnn \
+        --sample-every "$FID_EVERY" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['mpjpe'])")
+  row "fidelity XS e70: reference on $DEVICE without cuDNN mm" "${ref:-?}"
+fi
 
 echo
 echo "=== gpu_check on $GPU, $CPU ($NPROC cores)"
