@@ -74,3 +74,14 @@ endif()
 add_library(cnp_torch INTERFACE)
 target_include_directories(cnp_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 target_link_libraries(cnp_torch INTERFACE ${TORCH_LIBRARIES})
+# A CUDA LibTorch registers its CUDA backend from libtorch_cuda.so's static initialisers; no symbol
+# of ours names it, so a linker defaulting to --as-needed (Ubuntu's) would drop it and
+# torch::cuda::is_available() would say false.
+if(TARGET torch_cuda OR TORCH_LIBRARIES MATCHES "torch_cuda")
+  target_link_options(cnp_torch INTERFACE "LINKER:--no-as-needed")
+  message(STATUS "cnp: CUDA LibTorch ${Torch_VERSION}")
+endif()
+# PyTorch 2.12 and newer need C++20 to include ATen.
+if(DEFINED Torch_VERSION AND Torch_VERSION VERSION_GREATER_EQUAL 2.12)
+  set(CMAKE_CXX_STANDARD 20)
+endif()

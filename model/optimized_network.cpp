@@ -102,7 +102,15 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
     h.upsample = layer->upsample;
     head_.push_back(std::move(h));
   }
-  final_layer_ = to_target(pointwise(*head.final_layer));
+  // In bf16/fp16 the logits still come from an fp32 1x1 conv: the softmax over 64^3 voxels
+  // amplifies logit rounding (a bf16 logit near 80 is off by up to 0.25).
+  final_layer_ = pointwise(*head.final_layer);
+  if (dtype_ == torch::kFloat) {
+    final_layer_ = to_target(std::move(final_layer_));
+  } else {
+    final_layer_.weight = final_layer_.weight.to(device_, torch::kFloat).contiguous();
+    final_layer_.bias = final_layer_.bias.to(device_, torch::kFloat).contiguous();
+  }
   upsample_in_decoder_ = head_.back().upsample;
 }
 
@@ -269,7 +277,7 @@ torch::Tensor OptimizedNetwork::head_part(torch::Tensor x) const {
       x = up.permute({0, 2, 3, 1}).contiguous();
     }
   }
-  return linear(x, final_layer_, false);
+  return linear(x.to(final_layer_.weight.scalar_type()), final_layer_, false);
 }
 
 torch::Tensor OptimizedNetwork::decode(const torch::Tensor& logits) const {

@@ -4,6 +4,7 @@
 // unit of the project that includes <torch/torch.h> (each one costs ~1 min to compile).
 #include "model/pose_model.h"
 
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
@@ -20,14 +21,13 @@
 #include "common/error.h"
 #include "model/network_modules.h"
 #include "model/optimized_network.h"
+#include "model/pose_model_impl.h"
 #include "model/remap.h"
 #include "model/soft_argmax.h"
 
 namespace cnp::model {
 
 namespace {
-
-constexpr int kInputSize = 256;
 
 torch::ScalarType to_torch_dtype(DType dtype) {
   switch (dtype) {
@@ -203,7 +203,7 @@ class Uniform {
 // and not trimming it makes inference 3-5x faster on CPU (bench_sweep, XS: 15.8 -> 45.3
 // samples/s plain, 6.9 -> 32.4 with flip). Process-wide, done once when the first
 // model is built.
-static void keep_freed_memory_for_reuse() {
+void keep_freed_memory_for_reuse() {
   static std::once_flag once;
   std::call_once(once, [] {
     mallopt(M_MMAP_MAX, 0);
@@ -211,83 +211,83 @@ static void keep_freed_memory_for_reuse() {
   });
 }
 
-struct PoseModel::Impl {
-  Architecture arch;
-  ModelOptions options;
-  torch::Device device{torch::kCPU};
-  torch::ScalarType dtype = torch::kFloat;
-  std::vector<int64_t> flip_permutation;
-  Network net{nullptr};
-  std::unique_ptr<OptimizedNetwork> optimized;
-
-  Impl(const Architecture& a, const ModelOptions& o, const std::string& where)
-      : arch(a), options(o) {
-    keep_freed_memory_for_reuse();
-    arch.validate(where);
-    device = parse_device(options.device);
-    dtype = parse_precision(options.precision, device);
-    flip_permutation.resize(arch.joints);
-    for (int j = 0; j < arch.joints; ++j) flip_permutation[j] = j;
-    for (const auto& [a_joint, b_joint] : options.flip_pairs) {
-      if (a_joint < 0 || b_joint < 0 || a_joint >= arch.joints || b_joint >= arch.joints)
-        throw Error(where + ": flip pair (" + std::to_string(a_joint) + ", " +
-                    std::to_string(b_joint) + ") is out of range for " +
-                    std::to_string(arch.joints) + " joints");
-      std::swap(flip_permutation[a_joint], flip_permutation[b_joint]);
-    }
-    if (options.threads > 0) torch::set_num_threads(options.threads);
-    net = Network(arch);  // fp32 on the CPU until finish()
+PoseModel::Impl::Impl(const Architecture& a, const ModelOptions& o, const std::string& where)
+    : arch(a), options(o) {
+  keep_freed_memory_for_reuse();
+  arch.validate(where);
+  device = parse_device(options.device);
+  dtype = parse_precision(options.precision, device);
+  // fp32 means fp32: LibTorch lets cuDNN convolutions (and optionally cuBLAS) round their
+  // inputs to TF32 on Ampere and newer GPUs, which moved coordinates by up to 0.3 heatmap
+  // units against the CPU on an H100. Process-wide, as in PyTorch.
+  if (device.is_cuda()) {
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);
   }
-
-  // Moves the loaded/initialised fp32 CPU network to its device and precision, after
-  // deriving the optimized network from its fp32 weights.
-  void finish() {
-    net->eval();
-    // Debian's CPU LibTorch has no fast bf16 GEMM/conv for the rewritten layers.
-    const bool supported = device.is_cuda() || dtype == torch::kFloat;
-    if (options.optimize && !supported)
-      spdlog::debug("precision {} on {}: straightforward network", options.precision,
-                    options.device);
-    if (options.optimize && supported)
-      optimized = std::make_unique<OptimizedNetwork>(*net, arch, device, dtype);
-    net->to(device);
-    // Module::to(dtype) would also cast the integer num_batches_tracked buffers.
-    torch::NoGradGuard no_grad;
-    for (auto& [name, tensor] : named_state(*net))
-      if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
+  flip_permutation.resize(arch.joints);
+  for (int j = 0; j < arch.joints; ++j) flip_permutation[j] = j;
+  for (const auto& [a_joint, b_joint] : options.flip_pairs) {
+    if (a_joint < 0 || b_joint < 0 || a_joint >= arch.joints || b_joint >= arch.joints)
+      throw Error(where + ": flip pair (" + std::to_string(a_joint) + ", " +
+                  std::to_string(b_joint) + ") is out of range for " + std::to_string(arch.joints) +
+                  " joints");
+    std::swap(flip_permutation[a_joint], flip_permutation[b_joint]);
   }
+  if (options.threads > 0) torch::set_num_threads(options.threads);
+  net = Network(arch);  // fp32 on the CPU until finish()
+}
 
-  // (N, J, 3) float32 coordinates of an (N, 3, 256, 256) batch on the device.
-  torch::Tensor forward(const torch::Tensor& x, StageTimes* times) {
-    using Clock = std::chrono::steady_clock;
-    auto mark = [&](double* slot, Clock::time_point& since) {
-      if (!times) return;
-      if (device.is_cuda()) torch::cuda::synchronize(device.index());
-      const auto now = Clock::now();
-      *slot += std::chrono::duration<double, std::milli>(now - since).count();
-      since = now;
-    };
-    auto since = Clock::now();
-    double ignored = 0;
-    mark(&ignored, since);
-    if (optimized) {
-      auto features = optimized->backbone(x);
-      mark(times ? &times->backbone_ms : nullptr, since);
-      auto logits = optimized->head(features);
-      mark(times ? &times->head_ms : nullptr, since);
-      auto coords = optimized->decode(logits);
-      mark(times ? &times->decode_ms : nullptr, since);
-      return coords;
-    }
-    auto features = net->backbone->forward(x);
+// Moves the loaded/initialised fp32 CPU network to its device and precision, after
+// deriving the optimized network from its fp32 weights.
+void PoseModel::Impl::finish() {
+  net->eval();
+  // Debian's CPU LibTorch has no fast bf16 GEMM/conv for the rewritten layers.
+  const bool supported = device.is_cuda() || dtype == torch::kFloat;
+  if (options.optimize && !supported)
+    spdlog::debug("precision {} on {}: straightforward network", options.precision, options.device);
+  if (options.optimize && supported)
+    optimized = std::make_unique<OptimizedNetwork>(*net, arch, device, dtype);
+  net->to(device);
+  // A copy stream of the device's own pool for stage_crops(); LibTorch's device-generic
+  // interface, so this file needs no CUDA headers and builds against a CPU LibTorch.
+  if (device.is_cuda())
+    copy_stream = c10::impl::VirtualGuardImpl(device.type()).getStreamFromGlobalPool(device);
+  // Module::to(dtype) would also cast the integer num_batches_tracked buffers.
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : named_state(*net))
+    if (tensor.is_floating_point()) tensor.set_data(tensor.to(dtype));
+}
+
+// (N, J, 3) float32 coordinates of an (N, 3, 256, 256) batch on the device.
+torch::Tensor PoseModel::Impl::forward(const torch::Tensor& x, StageTimes* times) {
+  using Clock = std::chrono::steady_clock;
+  auto mark = [&](double* slot, Clock::time_point& since) {
+    if (!times) return;
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+    const auto now = Clock::now();
+    *slot += std::chrono::duration<double, std::milli>(now - since).count();
+    since = now;
+  };
+  auto since = Clock::now();
+  double ignored = 0;
+  mark(&ignored, since);
+  if (optimized) {
+    auto features = optimized->backbone(x);
     mark(times ? &times->backbone_ms : nullptr, since);
-    auto logits = net->head->forward(features);
+    auto logits = optimized->head(features);
     mark(times ? &times->head_ms : nullptr, since);
-    auto coords = soft_argmax_reference(logits, arch.joints, arch.depth_dim);
+    auto coords = optimized->decode(logits);
     mark(times ? &times->decode_ms : nullptr, since);
     return coords;
   }
-};
+  auto features = net->backbone->forward(x);
+  mark(times ? &times->backbone_ms : nullptr, since);
+  auto logits = net->head->forward(features);
+  mark(times ? &times->head_ms : nullptr, since);
+  auto coords = soft_argmax_reference(logits, arch.joints, arch.depth_dim);
+  mark(times ? &times->decode_ms : nullptr, since);
+  return coords;
+}
 
 PoseModel::PoseModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PoseModel::~PoseModel() = default;
@@ -456,48 +456,6 @@ NamedTensors PoseModel::state_dict() const {
 
 bool PoseModel::optimized() const {
   return impl_->optimized != nullptr;
-}
-
-void PoseModel::predict(const float* input, int n, float* plain, float* flipped) const {
-  predict(input, n, plain, flipped, nullptr);
-}
-
-void PoseModel::predict(const float* input, int n, float* plain, float* flipped,
-                        StageTimes* times) const {
-  if (times) *times = StageTimes{};
-  if (n < 0) throw Error("predict: negative batch size " + std::to_string(n));
-  if (n == 0) return;
-  Impl& impl = *impl_;  // forward() is not const in LibTorch
-  const int64_t joints = impl.arch.joints;
-  try {
-    torch::InferenceMode guard;
-    auto x =
-        torch::from_blob(const_cast<float*>(input), {n, 3, kInputSize, kInputSize}, torch::kFloat);
-    // Plain and flipped images go through one batched forward of 2n images.
-    if (flipped) x = torch::cat({x, x.flip({3})});
-    x = x.to(impl.device, impl.dtype);
-    auto coords = impl.forward(x, times).to(torch::kCPU).contiguous();
-    std::memcpy(plain, coords.data_ptr<float>(), sizeof(float) * n * joints * 3);
-    if (flipped) {
-      auto back = coords.slice(0, n, 2 * n).clone();
-      const int64_t width = impl.arch.heatmap_size(kInputSize);
-      back.select(2, 0).mul_(-1).add_(width - 1);
-      auto perm = torch::tensor(impl.flip_permutation, torch::kLong);
-      back = back.index_select(1, perm).contiguous();
-      std::memcpy(flipped, back.data_ptr<float>(), sizeof(float) * n * joints * 3);
-    }
-  } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    throw Error("inference failed on " + impl.options.device + " (" + impl.options.precision +
-                "): " + what.substr(0, what.find('\n')));
-  }
-}
-
-bool PoseModel::cuda_available() {
-  return torch::cuda::is_available();
-}
-int PoseModel::cuda_device_count() {
-  return static_cast<int>(torch::cuda::device_count());
 }
 
 }  // namespace cnp::model

@@ -29,10 +29,14 @@ struct ModelOptions {
 
 // Wall time of one predict() per stage, in milliseconds.
 struct StageTimes {
+  double input_ms = 0;  // predict_staged: waiting for the transfer, normalising, flipping
   double backbone_ms = 0;
   double head_ms = 0;
   double decode_ms = 0;  // soft-argmax (and the flip-test mapping)
 };
+
+// A batch of crops on its way to a model's device (opaque; see PoseModel::stage_crops).
+struct StagedCrops;
 
 class PoseModel {
  public:
@@ -61,6 +65,19 @@ class PoseModel {
   void predict(const float* input, int n, float* plain, float* flipped) const;
   // The same, also timing each stage (synchronising the device between stages).
   void predict(const float* input, int n, float* plain, float* flipped, StageTimes* times) const;
+  // The same from uint8 crops (n x 256 x 256 x 3, BGR: the data set's crops), normalised like
+  // the reference (channel order RGB, (pixel - mean) / std without /255) on the model's device,
+  // where the flipped copy is made too. Coordinates equal predict()'s on normalize_crop()'s
+  // output bit for bit. Samples with bad[i] != 0 (bad may be null) get an all-zero input.
+  void predict_crops(const uint8_t* crops, int n, const uint8_t* bad, float* plain, float* flipped,
+                     StageTimes* times = nullptr) const;
+  // predict_crops in two steps, so that moving one batch to the GPU overlaps the forward of the
+  // one before: stage_crops() copies the crops into pinned host memory and starts their transfer
+  // on a copy stream (a CPU model keeps a copy), and may run on another thread than the
+  // forward; predict_staged() waits for that transfer on the compute stream and runs the rest.
+  std::shared_ptr<StagedCrops> stage_crops(const uint8_t* crops, int n, const uint8_t* bad) const;
+  void predict_staged(const StagedCrops& staged, float* plain, float* flipped,
+                      StageTimes* times = nullptr) const;
   // Whether predict() runs the optimized network (ModelOptions::optimize and a device /
   // precision it supports).
   bool optimized() const;

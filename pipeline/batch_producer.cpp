@@ -9,12 +9,13 @@
 namespace cnp::pipeline {
 
 BatchProducer::BatchProducer(int64_t count, int batch_size, bool skip_bad, CropSource source,
-                             Describe describe, int threads, int queue_depth)
+                             Describe describe, int threads, int queue_depth, Stage stage)
     : count_(count),
       batch_size_(std::max(1, batch_size)),
       skip_bad_(skip_bad),
       source_(std::move(source)),
       describe_(std::move(describe)),
+      stage_(std::move(stage)),
       threads_(std::max(1, threads)),
       queue_depth_(static_cast<size_t>(std::max(1, queue_depth))) {
   thread_ = std::thread([this] { run(); });
@@ -43,6 +44,10 @@ bool BatchProducer::fill(PreparedBatch& batch, std::vector<std::string>& errors)
         }
       }
       try {
+        if (stage_) {
+          source_(batch.first + i, batch.crops.data() + static_cast<size_t>(i) * data::kCropBytes);
+          continue;
+        }
         source_(batch.first + i, crop.data());
         data::normalize_crop(crop.data(),
                              batch.input.data() + static_cast<size_t>(i) * data::kInputFloats);
@@ -65,7 +70,10 @@ void BatchProducer::run() {
     PreparedBatch batch;
     batch.first = first;
     batch.count = static_cast<int>(std::min<int64_t>(batch_size_, count_ - first));
-    batch.input.assign(static_cast<size_t>(batch.count) * data::kInputFloats, 0.0f);
+    if (stage_)
+      batch.crops.assign(static_cast<size_t>(batch.count) * data::kCropBytes, 0);
+    else
+      batch.input.assign(static_cast<size_t>(batch.count) * data::kInputFloats, 0.0f);
     batch.bad.assign(batch.count, 0);
     std::vector<std::string> errors(batch.count);
     if (!fill(batch, errors)) break;
@@ -74,12 +82,22 @@ void BatchProducer::run() {
       if (errors[i].empty()) continue;
       if (skip_bad_) {
         batch.bad[i] = 1;
-        std::fill_n(batch.input.data() + static_cast<size_t>(i) * data::kInputFloats,
-                    data::kInputFloats, 0.0f);
+        if (!stage_)
+          std::fill_n(batch.input.data() + static_cast<size_t>(i) * data::kInputFloats,
+                      data::kInputFloats, 0.0f);
         continue;
       }
       batch.error = describe_(batch.first + i) + ": " + errors[i];
       failed = true;
+    }
+    if (stage_ && !failed) {
+      try {
+        batch.staged = stage_(batch.crops.data(), batch.count, batch.bad.data());
+        batch.crops = {};  // staging copied them
+      } catch (const std::exception& e) {
+        batch.error = e.what();
+        failed = true;
+      }
     }
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [this] { return stop_ || queue_.size() < queue_depth_; });

@@ -143,8 +143,14 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, const P
   std::vector<uint8_t> local_bad(static_cast<size_t>(shard.size()), 0);
 
   const int64_t rounds = batch_rounds(total, mpi.size, state.batch_size);
+  // On a GPU, crops travel as uint8 through pinned memory and are normalised there.
+  BatchProducer::Stage stage;
+  if (state.device.rfind("cuda", 0) == 0)
+    stage = [&net](const uint8_t* crops, int n, const uint8_t* bad) {
+      return net->stage_crops(crops, n, bad);
+    };
   BatchProducer producer(shard.size(), state.batch_size, plan.config.dataset.skip_bad_samples,
-                         source, describe, state.threads);
+                         source, describe, state.threads, 2, stage);
   bool preempted = false;
   bool failed = false;
   int64_t pass_done = 0;
@@ -195,9 +201,13 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, const P
           mark_pass_forward_start();
           TimeInto timed(this_rank_timing().forward_s);
           test_hook(mpi.rank, "forward");
-          net->predict(
-              batch.input.data(), batch.count, local_plain.data() + batch.first * coords_per_sample,
-              need_flip ? local_flipped.data() + batch.first * coords_per_sample : nullptr);
+          float* plain = local_plain.data() + batch.first * coords_per_sample;
+          float* flipped =
+              need_flip ? local_flipped.data() + batch.first * coords_per_sample : nullptr;
+          if (batch.staged)
+            net->predict_staged(*batch.staged, plain, flipped);
+          else
+            net->predict(batch.input.data(), batch.count, plain, flipped);
           mark_pass_forward_end();
           std::copy(batch.bad.begin(), batch.bad.end(), local_bad.begin() + batch.first);
           produced = batch.count;

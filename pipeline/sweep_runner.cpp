@@ -279,7 +279,8 @@ int run_sweep_steps(const SweepOptions& options) {
   // others wait inside it), so it escapes to abort_every_rank.
   test_hook(mpi.rank, "gather_setup");
 #ifdef CNP_HAVE_NCCL
-  if (is_cuda_device(state.device)) {
+  // (One rank has nothing to broadcast: no NCCL communicator, whose setup takes ~0.5 s.)
+  if (is_cuda_device(state.device) && mpi.size > 1) {
     TimeInto timed(timing.collective_s);
     state.weights = make_nccl_broadcast(mpi.comm, cuda_device_index(state.device));
   }

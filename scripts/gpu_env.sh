@@ -10,6 +10,9 @@ export PKG_CONFIG_PATH="$_b/usr/lib/x86_64-linux-gnu/pkgconfig:$_b/usr/share/pkg
 export OPAL_PREFIX="$_b/usr"
 export OPAL_LIBDIR="$_b/usr/lib/x86_64-linux-gnu/openmpi/lib"
 export PMIX_INSTALL_PREFIX="$_b/usr"
+# PMIx looks for its plugins under its build-time prefix, where a node with its own Open MPI
+# has other versions (seen: "pmix_mca_pcompress_zlib.so: undefined symbol").
+export PMIX_MCA_mca_base_component_path="$_b/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix"
 # One node, shared memory and TCP (the bundle carries no interconnect plugins).
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_mtl=^ofi,psm,psm2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

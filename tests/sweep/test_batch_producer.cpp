@@ -92,6 +92,48 @@ TEST(SweepBatchProducer, StopsCleanlyWhenAbandoned) {
   EXPECT_LT(produced.load(), 1000);
 }
 
+// The GPU data path, run on the CPU: the producer hands out uint8 crops already staged for the
+// model, and the model's own normalisation gives exactly the float path's coordinates, bad
+// (skipped) samples included.
+TEST(SweepBatchProducer, StagedCropsGiveTheFloatPathsCoordinates) {
+  model::Architecture arch;
+  arch.depths = {1, 1, 2, 1};
+  arch.dims = {8, 16, 24, 32};
+  arch.head_channels = 16;
+  arch.head_upsample = {true, true, false};
+  arch.depth_dim = 8;
+  model::ModelOptions options;
+  options.flip_pairs = {{1, 4}, {2, 5}, {3, 6}, {14, 11}, {15, 12}, {16, 13}};
+  const auto net = model::PoseModel::random(arch, 3, options);
+  auto source = [](int64_t index, uint8_t* crop) {
+    if (index == 4) throw Error("img4.jpg: corrupt JPEG");
+    fake_crop(index, crop);
+  };
+  auto stage = [&net](const uint8_t* crops, int n, const uint8_t* bad) {
+    return net->stage_crops(crops, n, bad);
+  };
+  BatchProducer staged(7, 3, true, source, describe, 2, 2, stage);
+  BatchProducer floats(7, 3, true, source, describe, 2, 2);
+  PreparedBatch a, b;
+  const size_t per_sample = static_cast<size_t>(arch.joints) * 3;
+  int batches = 0;
+  while (staged.next(a)) {
+    ASSERT_TRUE(floats.next(b));
+    ASSERT_TRUE(a.error.empty()) << a.error;
+    ASSERT_TRUE(a.staged);
+    EXPECT_TRUE(a.input.empty());  // no float batch made on this path
+    EXPECT_EQ(a.bad, b.bad);
+    std::vector<float> pa(a.count * per_sample), fa(pa.size()), pb(pa.size()), fb(pa.size());
+    net->predict_staged(*a.staged, pa.data(), fa.data());
+    net->predict(b.input.data(), b.count, pb.data(), fb.data());
+    EXPECT_EQ(pa, pb) << "batch at " << a.first;
+    EXPECT_EQ(fa, fb) << "batch at " << a.first;
+    ++batches;
+  }
+  EXPECT_EQ(batches, 3);
+  EXPECT_FALSE(floats.next(b));
+}
+
 }  // namespace
 }  // namespace cnp::pipeline
 
