@@ -111,6 +111,7 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, const P
     store.bad.assign(static_cast<size_t>(shard.size()), 0);
   }
   const bool from_store = store.enabled && store.filled;
+  std::mutex cache_mutex;  // one reader of the cache at a time (it shares its HDF5 handles)
   auto source = [&](int64_t index, uint8_t* crop) {
     uint8_t* stored = store.enabled ? store.crops.data() + index * data::kCropBytes : nullptr;
     if (from_store) {
@@ -121,8 +122,8 @@ PassOutcome run_pass(RunState& state, size_t pass_index, bool need_flip, const P
     const data::Sample& sample = samples[shard.begin + index];
     try {
       if (set_state.cache) {
-        // One HDF5 call at a time in the process (rank 0's result writer runs beside).
-        std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+        std::lock_guard<std::mutex> lock(cache_mutex);
+        const auto hdf5 = hdf5_guard();  // rank 0's result writer may be in HDF5 too
         set_state.cache->read_crops(shard.begin + index, 1, crop);
       } else {
         data::crop_image_file(data::image_path(set.options.root, sample), sample.bbox, crop);

@@ -199,13 +199,17 @@ herr_t collect_name(hid_t, const char* name, const H5L_info_t*, void* data) {
 
 }  // namespace
 
-std::recursive_mutex& hdf5_mutex() {
+std::unique_lock<std::recursive_mutex> hdf5_guard() {
   static std::recursive_mutex mutex;  // recursive: update_samples_file reads the file too
-  return mutex;
+#ifdef H5_HAVE_THREADSAFE
+  return std::unique_lock<std::recursive_mutex>(mutex, std::defer_lock);
+#else
+  return std::unique_lock<std::recursive_mutex>(mutex);
+#endif
 }
 
 std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
-  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  const auto lock = hdf5_guard();
   quiet_hdf5();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file (or unreadable)");
   Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + ": cannot open");
@@ -218,7 +222,7 @@ std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
 }
 
 void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs) {
-  std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+  const auto lock = hdf5_guard();
   quiet_hdf5();
   const fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());

@@ -33,9 +33,10 @@ std::map<std::string, JobSamples> read_samples_file(const std::string& path);
 // Atomic: the new file is written beside it and renamed over it.
 void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs);
 
-// Held around every HDF5 call of the sweep (these functions take it; the runner holds it
-// while reading the crop cache): rank 0's result writer runs beside the pass's cache
-// reads, and an HDF5 built without thread safety must never see two calls at once.
-std::recursive_mutex& hdf5_mutex();
+// Taken around the sweep's HDF5 calls (these functions take it; the runner takes it
+// around its crop-cache reads): rank 0's result writer thread runs beside the pass's
+// cache reads, and an HDF5 built without thread safety must never see two calls at once.
+// Where the library is thread-safe (H5_HAVE_THREADSAFE, as Debian's) it locks nothing.
+std::unique_lock<std::recursive_mutex> hdf5_guard();
 
 }  // namespace cnp::pipeline

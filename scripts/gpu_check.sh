@@ -166,10 +166,16 @@ for r in refs:
     else:
         print(f"e2e {r['variant']} e{r['epoch']} MPJPE cnp vs reference mm|{ours:.4f} vs {r['mpjpe']:.4f} (diff {abs(ours - r['mpjpe']):.4f})")
 summary = json.load(open(out + "/run_summary.json")).get("timing", {})
+# The main thread's parts (they sum to the wall time); between_passes_* and background overlap them.
+PARTS = ["checkpoint_read_s", "model_build_s", "data_wait_s", "forward_s", "collective_s", "metrics_write_s"]
 for rank in summary.get("per_rank", []):
-    parts = {k: v for k, v in rank.items() if k.endswith("_s") and k != "wall_s"}
+    parts = {k: rank.get(k, 0.0) for k in PARTS}
     print(f"timing rank {rank.get('rank')}: parts sum / wall s|{sum(parts.values()):.2f} / {rank['wall_s']:.2f} " +
           " ".join(f"{k[:-2]}={v:.2f}" for k, v in parts.items()))
+    background = rank.get("background", {})
+    print(f"timing rank {rank.get('rank')}: between passes total / max s, background read / build / write s|" +
+          f"{rank.get('between_passes_s', 0):.3f} / {rank.get('between_passes_max_s', 0):.3f}, " +
+          " / ".join(f"{background.get(k, 0):.2f}" for k in ["checkpoint_read_s", "model_build_s", "metrics_write_s"]))
 PYEOF
 )
 
