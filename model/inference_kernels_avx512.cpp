@@ -177,7 +177,9 @@ constexpr Micro512 kMicro512[13] = {nullptr,
 
 void gemm_rows_12(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
                   float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
-  constexpr int64_t P = 32, kRows = 12, kBlock = 96;  // a block of rows stays in L2 over all panels
+  // A block of rows stays in L2 over all panels. (Slicing k so that a panel slice stays in
+  // L1 measured no faster here, even at k = 512 to 1536.)
+  constexpr int64_t P = 32, kRows = 12, kBlock = 96;
   const int64_t panels = (n + P - 1) / P;
   for (int64_t block = row_begin; block < row_end; block += kBlock) {
     const int64_t block_end = imin(block + kBlock, row_end);

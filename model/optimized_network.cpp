@@ -2,9 +2,8 @@
 
 #include <ATen/Parallel.h>
 
-#include <mutex>
-
 #include "model/inference_kernels.h"
+#include "model/parallel_tiles.h"
 #include "model/soft_argmax.h"
 
 namespace cnp::model {
@@ -139,7 +138,7 @@ torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& lay
     auto out = torch::empty(shape, x.options());
     const float* a = rows.data_ptr<float>();
     float* o = out.data_ptr<float>();
-    at::parallel_for(0, m, kGemmGrain, [&](int64_t begin, int64_t end) {
+    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
       kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
                          false, relu, begin, end);
     });
@@ -170,7 +169,7 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
     const float* weight = layer.weight_khwc.data_ptr<float>();
     const float* bias = layer.bias.data_ptr<float>();
     float* result = out.data_ptr<float>();
-    at::parallel_for(0, n * h, 1, [&](int64_t begin, int64_t end) {
+    parallel_tiles(n * h, 2, [&](int64_t begin, int64_t end) {
       kernels::depthwise_conv_nhwc(in, weight, bias, result, h, w, c, layer.kernel, false, begin,
                                    end);
     });
@@ -182,42 +181,16 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
   return y.permute({0, 2, 3, 1}).contiguous();
 }
 
-// On CPU with at least as many images as threads, each thread runs the stage on its own
-// share of the batch (single-threaded GEMMs and kernels inside): one fork/join per stage
-// instead of one per layer, which matters most on a busy machine where a parallel
-// region waits for its slowest thread. Otherwise the layers themselves run in parallel.
-template <class Stage>
-torch::Tensor OptimizedNetwork::split_over_batch(const torch::Tensor& x, const Stage& stage) const {
-  const int64_t n = x.size(0), threads = at::get_num_threads();
-  if (!device_.is_cpu() || threads < 2 || n < threads || at::in_parallel_region()) return stage(x);
-  const int64_t chunks = threads;
-  torch::Tensor out;
-  std::mutex out_mutex;
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    c10::InferenceMode guard;  // thread-local: the worker threads need their own
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const int64_t first = n * chunk / chunks, last = n * (chunk + 1) / chunks;
-      torch::Tensor part = stage(x.slice(0, first, last));
-      {
-        std::lock_guard<std::mutex> lock(out_mutex);
-        if (!out.defined()) {
-          auto shape = part.sizes().vec();
-          shape[0] = n;
-          out = torch::empty(shape, part.options());
-        }
-      }
-      out.slice(0, first, last).copy_(part);
-    }
-  });
-  return out;
-}
-
+// Each layer runs in parallel over its rows (parallel_tiles). An earlier split of the batch
+// over threads, each running whole stages, made every thread allocate its activations in
+// its own malloc arena; glibc unmaps such arenas' heaps when they empty, so every forward
+// page-faulted them anew (M, 2 threads: 2.7x the page faults, +100 MB peak memory).
 torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
-  return split_over_batch(input, [this](const torch::Tensor& x) { return backbone_part(x); });
+  return backbone_part(input);
 }
 
 torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
-  return split_over_batch(features, [this](const torch::Tensor& x) { return head_part(x); });
+  return head_part(features);
 }
 
 torch::Tensor OptimizedNetwork::backbone_part(const torch::Tensor& input) const {
@@ -244,7 +217,7 @@ void OptimizedNetwork::linear_residual(torch::Tensor& x, const torch::Tensor& hi
     const int64_t m = rows.size(0), k = hidden_rows.size(1), n = rows.size(1);
     const float* a = hidden_rows.data_ptr<float>();
     float* o = rows.data_ptr<float>();
-    at::parallel_for(0, m, kGemmGrain, [&](int64_t begin, int64_t end) {
+    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
       kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
                          true, false, begin, end);
     });

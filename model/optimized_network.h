@@ -57,8 +57,6 @@ class OptimizedNetwork {
 
   torch::Tensor backbone_part(const torch::Tensor& input) const;
   torch::Tensor head_part(torch::Tensor x) const;
-  template <class Stage>
-  torch::Tensor split_over_batch(const torch::Tensor& x, const Stage& stage) const;
   torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
   // x += hidden W^T + b, in place (the block's residual).
   void linear_residual(torch::Tensor& x, const torch::Tensor& hidden, const Linear& layer) const;
