@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <cstring>
+
 #include "model/inference_kernels.h"
 #include "model/parallel_tiles.h"
 #include "model/soft_argmax.h"
@@ -155,9 +157,25 @@ torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& lay
 torch::Tensor OptimizedNetwork::patchify(const torch::Tensor& x, int patch,
                                          const Linear& layer) const {
   const int64_t n = x.size(0), h = x.size(1) / patch, w = x.size(2) / patch, c = x.size(3);
-  auto patches = x.view({n, h, patch, w, patch, c})
-                     .permute({0, 1, 3, 2, 4, 5})
-                     .reshape({n, h, w, patch * patch * c});
+  if (!cpu_kernels_) {
+    auto patches = x.view({n, h, patch, w, patch, c})
+                       .permute({0, 1, 3, 2, 4, 5})
+                       .reshape({n, h, w, patch * patch * c});
+    return linear(patches, layer, false);
+  }
+  // The same gather as rows of patch * c contiguous floats, in parallel (LibTorch's strided
+  // copy of the permuted view took 4 ms of a 170 ms L batch).
+  auto patches = torch::empty({n, h, w, patch * patch * c}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* dst = patches.data_ptr<float>();
+  const int64_t segment = patch * c, src_w = w * patch;
+  parallel_tiles(n * h, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row)  // row = image * h + output y
+      for (int64_t ox = 0; ox < w; ++ox)
+        for (int64_t ky = 0; ky < patch; ++ky)
+          std::memcpy(dst + ((row * w + ox) * patch + ky) * segment,
+                      src + ((row * patch + ky) * src_w + ox * patch) * c, sizeof(float) * segment);
+  });
   return linear(patches, layer, false);
 }
 
