@@ -30,13 +30,20 @@ torch::Tensor as_double(const torch::Tensor& t) {
 
 }  // namespace
 
+bool OptimizedNetwork::supports(const torch::Device& device, torch::ScalarType dtype) {
+  return device.is_cuda() || dtype == torch::kFloat ||
+         (dtype == torch::kBFloat16 && kernels::gemm_bf16_available());
+}
+
 OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, torch::Device device,
                                    torch::ScalarType dtype)
     : arch_(arch),
       device_(device),
-      dtype_(dtype),
-      cpu_kernels_(device.is_cpu() && dtype == torch::kFloat),
-      cpu_gemm_(cpu_kernels_ && kernels::gemm_available()) {
+      // bf16 on a CPU with native bf16: fp32 activations, bf16 GEMMs (see the header).
+      bf16_gemm_(device.is_cpu() && dtype == torch::kBFloat16 && kernels::gemm_bf16_available()),
+      dtype_(bf16_gemm_ ? torch::kFloat : dtype),
+      cpu_kernels_(device.is_cpu() && dtype_ == torch::kFloat),
+      cpu_gemm_(cpu_kernels_ && !bf16_gemm_ && kernels::gemm_available()) {
   torch::NoGradGuard no_grad;
   auto& backbone = *net.backbone;
 
@@ -58,7 +65,10 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
     return d;
   };
   auto pointwise = [](nn::Conv2dImpl& conv) {
-    return Linear{as_double(conv.weight).flatten(1), as_double(conv.bias), torch::Tensor()};
+    Linear layer;
+    layer.weight = as_double(conv.weight).flatten(1);
+    layer.bias = as_double(conv.bias);
+    return layer;
   };
 
   // Stem: 4x4/4 conv then BN. Patches are flattened as (cin, ky, kx): the weight's order.
@@ -110,11 +120,16 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
 OptimizedNetwork::Linear OptimizedNetwork::to_target(Linear layer) const {
   layer.weight = layer.weight.to(device_, dtype_).contiguous();
   layer.bias = layer.bias.to(device_, dtype_).contiguous();
+  const int64_t n = layer.weight.size(0), k = layer.weight.size(1);
   if (cpu_gemm_) {
-    const int64_t n = layer.weight.size(0), k = layer.weight.size(1);
     layer.packed = torch::empty({kernels::gemm_packed_size(n, k)}, torch::kFloat);
     kernels::pack_gemm_weights(layer.weight.data_ptr<float>(), n, k,
                                layer.packed.data_ptr<float>());
+  }
+  if (bf16_gemm_) {
+    layer.packed_bf16 = torch::empty({kernels::gemm_bf16_packed_size(n, k)}, torch::kBFloat16);
+    kernels::pack_gemm_weights_bf16(layer.weight.data_ptr<float>(), n, k,
+                                    static_cast<uint16_t*>(layer.packed_bf16.data_ptr()));
   }
   return layer;
 }
@@ -130,20 +145,32 @@ namespace {
 constexpr int64_t kGemmGrain = 96;  // rows per task: a multiple of the kernel's row blocks
 }
 
+void OptimizedNetwork::gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out,
+                            bool accumulate, bool relu) const {
+  const int64_t n = layer.weight.size(0);
+  const float* bias = layer.bias.data_ptr<float>();
+  if (layer.packed_bf16.defined()) {
+    const auto* packed = static_cast<const uint16_t*>(layer.packed_bf16.data_ptr());
+    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
+      kernels::gemm_bias_bf16(a, k, packed, n, bias, out, accumulate, relu, begin, end);
+    });
+    return;
+  }
+  const float* packed = layer.packed.data_ptr<float>();
+  parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
+    kernels::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, begin, end);
+  });
+}
+
 torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& layer,
                                        bool relu) const {
   auto rows = x.view({-1, x.size(-1)});
-  if (layer.packed.defined()) {
-    const int64_t m = rows.size(0), k = rows.size(1), n = layer.weight.size(0);
+  if (layer.packed.defined() || layer.packed_bf16.defined()) {
     auto shape = x.sizes().vec();
-    shape.back() = n;
+    shape.back() = layer.weight.size(0);
     auto out = torch::empty(shape, x.options());
-    const float* a = rows.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
-      kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
-                         false, relu, begin, end);
-    });
+    gemm(rows.data_ptr<float>(), rows.size(0), rows.size(1), layer, out.data_ptr<float>(), false,
+         relu);
     return out;
   }
   auto y = torch::addmm(layer.bias, rows, layer.weight.t());
@@ -203,15 +230,8 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
 // over threads, each running whole stages, made every thread allocate its activations in
 // its own malloc arena; glibc unmaps such arenas' heaps when they empty, so every forward
 // page-faulted them anew (M, 2 threads: 2.7x the page faults, +100 MB peak memory).
-torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
-  return backbone_part(input);
-}
-
-torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
-  return head_part(features);
-}
-
-torch::Tensor OptimizedNetwork::backbone_part(const torch::Tensor& input) const {
+torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& image) const {
+  const torch::Tensor input = image.to(dtype_);  // bf16 images where the GEMMs are bf16
   const int64_t n = input.size(0), side = input.size(2) / 4;
   // The stem's 4x4 patches straight from the NCHW input, flattened as (cin, ky, kx).
   auto patches =
@@ -231,21 +251,17 @@ void OptimizedNetwork::linear_residual(torch::Tensor& x, const torch::Tensor& hi
                                        const Linear& layer) const {
   auto rows = x.view({-1, x.size(3)});
   auto hidden_rows = hidden.view({-1, hidden.size(3)});
-  if (layer.packed.defined()) {
-    const int64_t m = rows.size(0), k = hidden_rows.size(1), n = rows.size(1);
-    const float* a = hidden_rows.data_ptr<float>();
-    float* o = rows.data_ptr<float>();
-    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
-      kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
-                         true, false, begin, end);
-    });
+  if (layer.packed.defined() || layer.packed_bf16.defined()) {
+    gemm(hidden_rows.data_ptr<float>(), rows.size(0), hidden_rows.size(1), layer,
+         rows.data_ptr<float>(), true, false);
     return;
   }
   rows.add_(layer.bias);
   rows.addmm_(hidden_rows, layer.weight.t());
 }
 
-torch::Tensor OptimizedNetwork::head_part(torch::Tensor x) const {
+torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
+  torch::Tensor x = features;
   for (size_t k = 0; k < head_.size(); ++k) {
     const HeadLayer& layer = head_[k];
     x = linear(depthwise(x, layer.dw), layer.pw, true);
