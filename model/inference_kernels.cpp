@@ -98,6 +98,10 @@ void gemm_bias_bf16(const float* a, int64_t k, const uint16_t* packed, int64_t n
     bf16::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
 }
 
+const char* gemm_bf16_isa() {
+  return bf16::uses_amx() ? "amx" : "avx512_bf16";
+}
+
 void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,
                       int64_t width, bool upsample2x, float* out, int64_t item_begin,
                       int64_t item_end) {

@@ -8,6 +8,7 @@
 // bias, residual and ReLU are applied in fp32.
 #include "model/inference_kernels_bf16.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -225,6 +226,18 @@ bool compiled() {
   return true;
 }
 
+namespace {
+std::atomic<bool> amx_allowed{true};
+}
+
+bool uses_amx() {
+  return amx_allowed.load(std::memory_order_relaxed) && amx_ready();
+}
+
+void allow_amx(bool allow) {
+  amx_allowed.store(allow, std::memory_order_relaxed);
+}
+
 int64_t packed_size(int64_t n, int64_t k) {
   return (n + kPanel - 1) / kPanel * kPanel * 2 * padded_pairs(k);
 }
@@ -251,7 +264,7 @@ void gemm_bias(const float* a, int64_t k, const uint16_t* packed, int64_t n, con
   const int64_t pairs = padded_pairs(k), k_pad = 2 * pairs;
   const int64_t panels = (n + kPanel - 1) / kPanel;
   uint16_t* rows_bf16 = buffer.get(kBlock * k_pad);
-  const bool amx = amx_ready();
+  const bool amx = uses_amx();
   if (amx) configure_tiles();
   for (int64_t block = row_begin; block < row_end; block += kBlock) {
     const int64_t block_rows = imin(kBlock, row_end - block);
@@ -288,6 +301,10 @@ int64_t packed_size(int64_t, int64_t) {
 void pack_weights(const float*, int64_t, int64_t, uint16_t*) {}
 void gemm_bias(const float*, int64_t, const uint16_t*, int64_t, const float*, float*, bool, bool,
                int64_t, int64_t) {}
+bool uses_amx() {
+  return false;
+}
+void allow_amx(bool) {}
 }  // namespace cnp::model::kernels::bf16
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "model/architecture.h"
 #include "model/inference_kernels.h"
+#include "model/inference_kernels_bf16.h"
 #include "model/pose_model.h"
 
 namespace cnp::model {
@@ -23,11 +24,22 @@ torch::Tensor bf16_rounded(const torch::Tensor& x) {
   return x.to(torch::kBFloat16).to(torch::kFloat);
 }
 
-TEST(Bf16Gemm, EqualsFp32ArithmeticOnBf16RoundedOperands) {
+// Both kernels: AMX tiles where the CPU has them, and VDPBF16PS (what AMX-less AVX512_BF16
+// CPUs run) forced off AMX.
+class Bf16Gemm : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    kernels::bf16::allow_amx(GetParam());
+    std::printf("[ bf16 ] GEMM on %s\n", kernels::gemm_bf16_isa());
+  }
+  void TearDown() override { kernels::bf16::allow_amx(true); }
+};
+
+TEST_P(Bf16Gemm, EqualsFp32ArithmeticOnBf16RoundedOperands) {
   torch::manual_seed(6);
-  for (int64_t m : {1, 13, 25, 200}) {
+  for (int64_t m : {1, 13, 25, 200}) {        // 12-row and 32-row blocks, tails
     for (int64_t n : {16, 20, 40, 48, 72}) {  // whole panels, partial ones of <= 16 and > 16
-      for (int64_t k : {2, 3, 48, 50, 97}) {  // odd k: a zero-padded last pair
+      for (int64_t k : {2, 3, 48, 50, 97}) {  // odd k, k past one 32-deep tile: zero padding
         SCOPED_TRACE(::testing::Message() << "m" << m << " n" << n << " k" << k);
         auto a = torch::randn({m, k}), w = torch::randn({n, k}), bias = torch::randn({n});
         auto packed = torch::empty({kernels::gemm_bf16_packed_size(n, k)}, torch::kBFloat16);
@@ -67,7 +79,7 @@ TEST(Bf16Gemm, EqualsFp32ArithmeticOnBf16RoundedOperands) {
   }
 }
 
-TEST(Bf16Gemm, NanInputGivesNanOutputs) {
+TEST_P(Bf16Gemm, NanInputGivesNanOutputs) {
   const int64_t m = 3, n = 20, k = 8;
   auto a = torch::randn({m, k}), w = torch::randn({n, k}), bias = torch::zeros({n});
   a.index_put_({1, 5}, NAN);
@@ -80,6 +92,8 @@ TEST(Bf16Gemm, NanInputGivesNanOutputs) {
   EXPECT_TRUE(torch::isnan(out[1]).all().item<bool>());  // through the ReLU too
   EXPECT_TRUE(torch::isfinite(out[0]).all().item<bool>());
 }
+
+INSTANTIATE_TEST_SUITE_P(AmxAllowed, Bf16Gemm, ::testing::Bool());
 
 const std::vector<std::pair<int, int>> kFlipPairs = {{1, 4},   {2, 5},   {3, 6},
                                                      {14, 11}, {15, 12}, {16, 13}};
@@ -161,10 +175,10 @@ TEST_P(CpuBf16, AsCloseToFp32AsLibTorchsBf16) {
   const Diff lt = compare(libtorch.plain, fp32.plain),
              lt_flipped = compare(libtorch.flipped, fp32.flipped);
   std::printf(
-      "[ bf16 ] %-2s |bf16 - fp32| max %.2f mean %.3f (flipped max %.2f mean %.3f); LibTorch "
+      "[ bf16 ] %-2s (%s) |bf16 - fp32| max %.2f mean %.3f (flipped max %.2f mean %.3f); LibTorch "
       "bf16: max %.2f mean %.3f (flipped mean %.3f) heatmap units\n",
-      GetParam().c_str(), plain.max, plain.mean, flipped.max, flipped.mean, lt.max, lt.mean,
-      lt_flipped.mean);
+      GetParam().c_str(), kernels::gemm_bf16_isa(), plain.max, plain.mean, flipped.max,
+      flipped.mean, lt.max, lt.mean, lt_flipped.mean);
   EXPECT_GT(plain.max, 0.0) << "bf16 gave exactly the fp32 coordinates: bf16 did not run";
   EXPECT_LE(plain.mean, 1.5 * lt.mean);
   EXPECT_LE(flipped.mean, 1.5 * lt_flipped.mean);
