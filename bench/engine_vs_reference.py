@@ -10,8 +10,11 @@ in its own process, and the table shows medians: images/s (wall clock), images p
 CPU-second (all threads' processor time: steadier on a shared machine), and cnp's
 ratios to the reference.
 
+With --precision bf16, cnp runs in bf16 (native on CPUs with AVX512_BF16/AMX) while the
+reference stays fp32, so the ratios show what bf16 buys over the fp32 reference.
+
 usage: bench/engine_vs_reference.py [--cnp build/apps/cnp] [--variants XS,S,M,L]
-         [--batch 8] [--threads 2] [--seconds 4] [--repeats 3] [--flip]
+         [--batch 8] [--threads 2] [--seconds 4] [--repeats 3] [--flip] [--precision fp32]
 """
 import argparse
 import json
@@ -56,7 +59,8 @@ def reference(variant, batch, threads, seconds, flip):
 
 def run_cnp(cnp, variant, args, optimize):
     command = [cnp, "bench", "--variant", variant, "--batch", str(args.batch), "--threads",
-               str(args.threads), "--seconds", str(args.seconds), "--json"]
+               str(args.threads), "--seconds", str(args.seconds), "--precision", args.precision,
+               "--json"]
     if args.flip:
         command.append("--flip")
     if not optimize:
@@ -94,6 +98,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--flip", action="store_true")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                        help="cnp's precision (the reference is always fp32)")
     parser.add_argument("--reference-child", metavar="VARIANT")
     args = parser.parse_args()
     if args.reference_child:
@@ -105,9 +111,9 @@ def main():
 
     print("CPU: %s, %d logical CPUs, load average before: %s" % (
         cpu_model(), os.cpu_count(), " ".join("%.1f" % v for v in os.getloadavg())))
-    print("batch %d, threads %d, flip %s, %d interleaved repeats of %.0f s each; medians"
-          % (args.batch, args.threads, "on" if args.flip else "off", args.repeats,
-             args.seconds))
+    print("batch %d, threads %d, flip %s, cnp precision %s, %d interleaved repeats of %.0f s "
+          "each; medians" % (args.batch, args.threads, "on" if args.flip else "off",
+                             args.precision, args.repeats, args.seconds))
     header = ("variant", "reference", "straightfwd", "optimized", "straight/ref", "opt/ref",
               "opt/ref(cpu)", "opt peak MB", "straight peak MB")
     rows = []

@@ -4,6 +4,7 @@
 #include "model/inference_kernels.h"
 
 #include "model/inference_kernels_avx2.h"
+#include "model/inference_kernels_bf16.h"
 
 #define CNP_KERNEL_NS generic
 #include "model/inference_kernels_impl.h"
@@ -72,6 +73,33 @@ void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const 
     avx512::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
   else if (use_avx2())
     avx2::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+}
+
+bool gemm_bf16_available() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool yes = bf16::compiled() && use_avx512() && __builtin_cpu_supports("avx512bf16");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+int64_t gemm_bf16_packed_size(int64_t n, int64_t k) {
+  return bf16::packed_size(n, k);
+}
+
+void pack_gemm_weights_bf16(const float* w, int64_t n, int64_t k, uint16_t* packed) {
+  if (gemm_bf16_available()) bf16::pack_weights(w, n, k, packed);
+}
+
+void gemm_bias_bf16(const float* a, int64_t k, const uint16_t* packed, int64_t n, const float* bias,
+                    float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  if (gemm_bf16_available())
+    bf16::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+}
+
+const char* gemm_bf16_isa() {
+  return bf16::uses_amx() ? "amx" : "avx512_bf16";
 }
 
 void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_t height,

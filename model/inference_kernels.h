@@ -37,6 +37,18 @@ void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed);
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
                float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
 
+// The same GEMM with bf16 inputs and fp32 accumulation (precision bf16 on CPU): a (fp32) is
+// rounded to bf16 on the fly, w (n, k) packed once by pack_gemm_weights_bf16 into
+// gemm_bf16_packed_size(n, k) 16-bit values. Available only where gemm_bf16_available()
+// (a CPU with AVX512_BF16).
+bool gemm_bf16_available();
+int64_t gemm_bf16_packed_size(int64_t n, int64_t k);
+void pack_gemm_weights_bf16(const float* w, int64_t n, int64_t k, uint16_t* packed);
+void gemm_bias_bf16(const float* a, int64_t k, const uint16_t* packed, int64_t n, const float* bias,
+                    float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+// "amx" or "avx512_bf16": what gemm_bias_bf16 runs on here.
+const char* gemm_bf16_isa();
+
 // Which instruction set the kernels dispatch to on this CPU ("avx2" or "generic").
 const char* kernel_isa();
 

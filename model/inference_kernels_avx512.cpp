@@ -55,6 +55,147 @@ struct HalfLanes {
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
 };
 
+// Mask of the first `count` (0..16) lanes.
+inline __mmask16 lanes(int64_t count) {
+  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
+}
+
+// Depthwise KxK on a strip of U output pixels of one row and 16 channels: the row's K weight
+// vectors and the U accumulators stay in registers, and each input pixel is loaded once per
+// kernel row for all the outputs it feeds (the per-pixel kernel reloads every weight and
+// input for every output: it ran at ~20 GFLOP/s, load-bound). Channel tails by masks.
+template <int K, int U>
+void depthwise_strip(const float* in, const float* weight, const float* bias, float* out,
+                     int64_t height, int64_t width, int64_t channels, bool relu, int64_t row_begin,
+                     int64_t row_end) {
+  constexpr int64_t pad = K / 2;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / height, y = row % height;
+    const float* image = in + n * height * width * channels;
+    const int64_t ky0 = imax(0, pad - y), ky1 = imin(K, height + pad - y);
+    for (int64_t c = 0; c < channels; c += 16) {
+      const __mmask16 m = lanes(channels - c);
+      const __m512 b = _mm512_maskz_loadu_ps(m, bias + c);
+      for (int64_t x = 0; x < width; x += U) {
+        __m512 acc[U];
+#pragma GCC unroll 16
+        for (int u = 0; u < U; ++u) acc[u] = b;
+        for (int64_t ky = ky0; ky < ky1; ++ky) {
+          const float* irow = image + (y + ky - pad) * width * channels + c;
+          __m512 w[K];
+#pragma GCC unroll 16
+          for (int kx = 0; kx < K; ++kx)
+            w[kx] = _mm512_maskz_loadu_ps(m, weight + (ky * K + kx) * channels + c);
+            // Input column x - pad + i feeds output u = i - kx for every tap kx.
+#pragma GCC unroll 32
+          for (int i = 0; i < U + K - 1; ++i) {
+            const int64_t ix = x - pad + i;
+            if (ix < 0 || ix >= width) continue;  // zero padding
+            const __m512 v = _mm512_maskz_loadu_ps(m, irow + ix * channels);
+#pragma GCC unroll 16
+            for (int kx = 0; kx < K; ++kx) {
+              const int u = i - kx;
+              if (u >= 0 && u < U) acc[u] = _mm512_fmadd_ps(w[kx], v, acc[u]);
+            }
+          }
+        }
+        float* o = out + (row * width + x) * channels + c;
+        const int64_t valid = imin(U, width - x);
+#pragma GCC unroll 16
+        for (int u = 0; u < U; ++u) {
+          if (u >= valid) break;
+          // max(0, x): NaN stays NaN (see depthwise_block).
+          const __m512 v = relu ? _mm512_max_ps(zero, acc[u]) : acc[u];
+          _mm512_mask_storeu_ps(o + u * channels, m, v);
+        }
+      }
+    }
+  }
+}
+
+// ROWS x (16 * NV) block of the GEMM over all of k; the packed panel is 32 columns wide
+// (NV = 1 for a last panel of at most 16 columns). 12 x 32 keeps 24 accumulators in
+// registers (the generic 6 x 32 kernel ran at 60-90 GFLOP/s of this CPU's ~160: too few
+// FMAs per broadcast and its epilogue went through memory). Column tails by masks.
+template <int ROWS, int NV>
+void gemm_micro_512(const float* a, int64_t lda, const float* panel, int64_t k, const float* bias,
+                    float* out, int64_t ldo, int64_t cols, bool accumulate, bool relu) {
+  __m512 acc[ROWS][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(panel + kk * 32 + v * 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) {
+      const __m512 x = _mm512_set1_ps(a[r * lda + kk]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
+    }
+  }
+  __mmask16 mask[NV];
+  __m512 bias_v[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = lanes(imax(0, cols - 16 * v));
+    bias_v[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int r = 0; r < ROWS; ++r) {
+    float* o = out + r * ldo;
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      __m512 y = _mm512_add_ps(acc[r][v], bias_v[v]);
+      if (accumulate) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask[v], o + 16 * v));
+      if (relu) y = _mm512_max_ps(zero, y);  // NaN-preserving ReLU
+      _mm512_mask_storeu_ps(o + 16 * v, mask[v], y);
+    }
+  }
+}
+
+using Micro512 = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*,
+                          int64_t, int64_t, bool, bool);
+template <int NV>
+constexpr Micro512 kMicro512[13] = {nullptr,
+                                    gemm_micro_512<1, NV>,
+                                    gemm_micro_512<2, NV>,
+                                    gemm_micro_512<3, NV>,
+                                    gemm_micro_512<4, NV>,
+                                    gemm_micro_512<5, NV>,
+                                    gemm_micro_512<6, NV>,
+                                    gemm_micro_512<7, NV>,
+                                    gemm_micro_512<8, NV>,
+                                    gemm_micro_512<9, NV>,
+                                    gemm_micro_512<10, NV>,
+                                    gemm_micro_512<11, NV>,
+                                    gemm_micro_512<12, NV>};
+
+void gemm_rows_12(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
+                  float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+  // A block of rows stays in L2 over all panels. (Slicing k so that a panel slice stays in
+  // L1 measured no faster here, even at k = 512 to 1536.)
+  constexpr int64_t P = 32, kRows = 12, kBlock = 96;
+  const int64_t panels = (n + P - 1) / P;
+  for (int64_t block = row_begin; block < row_end; block += kBlock) {
+    const int64_t block_end = imin(block + kBlock, row_end);
+    for (int64_t p = 0; p < panels; ++p) {
+      const float* panel = packed + p * k * P;
+      const int64_t col = p * P, cols = imin(P, n - col);
+      const Micro512* micro = cols > 16 ? kMicro512<2> : kMicro512<1>;
+      for (int64_t m = block; m < block_end; m += kRows) {
+        const int64_t rows = imin(kRows, block_end - m);
+        micro[rows](a + m * k, k, panel, k, bias + col, out + m * n + col, n, cols, accumulate,
+                    relu);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 bool compiled() {
@@ -64,6 +205,12 @@ bool compiled() {
 void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
+  if (kernel == 7)
+    return depthwise_strip<7, 8>(in, weight, bias, out, height, width, channels, relu, row_begin,
+                                 row_end);
+  if (kernel == 3)
+    return depthwise_strip<3, 8>(in, weight, bias, out, height, width, channels, relu, row_begin,
+                                 row_end);
   depthwise_conv_rows<Avx512Lanes, HalfLanes>(in, weight, bias, out, height, width, channels,
                                               kernel, relu, row_begin, row_end);
 }
@@ -89,7 +236,7 @@ void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
 
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
                float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
-  gemm_rows<Avx512Lanes>(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+  gemm_rows_12(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
 }
 
 }  // namespace cnp::model::kernels::avx512

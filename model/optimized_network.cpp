@@ -2,9 +2,10 @@
 
 #include <ATen/Parallel.h>
 
-#include <mutex>
+#include <cstring>
 
 #include "model/inference_kernels.h"
+#include "model/parallel_tiles.h"
 #include "model/soft_argmax.h"
 
 namespace cnp::model {
@@ -29,13 +30,20 @@ torch::Tensor as_double(const torch::Tensor& t) {
 
 }  // namespace
 
+bool OptimizedNetwork::supports(const torch::Device& device, torch::ScalarType dtype) {
+  return device.is_cuda() || dtype == torch::kFloat ||
+         (dtype == torch::kBFloat16 && kernels::gemm_bf16_available());
+}
+
 OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, torch::Device device,
                                    torch::ScalarType dtype)
     : arch_(arch),
       device_(device),
-      dtype_(dtype),
-      cpu_kernels_(device.is_cpu() && dtype == torch::kFloat),
-      cpu_gemm_(cpu_kernels_ && kernels::gemm_available()) {
+      // bf16 on a CPU with native bf16: fp32 activations, bf16 GEMMs (see the header).
+      bf16_gemm_(device.is_cpu() && dtype == torch::kBFloat16 && kernels::gemm_bf16_available()),
+      dtype_(bf16_gemm_ ? torch::kFloat : dtype),
+      cpu_kernels_(device.is_cpu() && dtype_ == torch::kFloat),
+      cpu_gemm_(cpu_kernels_ && !bf16_gemm_ && kernels::gemm_available()) {
   torch::NoGradGuard no_grad;
   auto& backbone = *net.backbone;
 
@@ -57,7 +65,10 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
     return d;
   };
   auto pointwise = [](nn::Conv2dImpl& conv) {
-    return Linear{as_double(conv.weight).flatten(1), as_double(conv.bias), torch::Tensor()};
+    Linear layer;
+    layer.weight = as_double(conv.weight).flatten(1);
+    layer.bias = as_double(conv.bias);
+    return layer;
   };
 
   // Stem: 4x4/4 conv then BN. Patches are flattened as (cin, ky, kx): the weight's order.
@@ -102,8 +113,10 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
     h.upsample = layer->upsample;
     head_.push_back(std::move(h));
   }
-  // In bf16/fp16 the logits still come from an fp32 1x1 conv: the softmax over 64^3 voxels
-  // amplifies logit rounding (a bf16 logit near 80 is off by up to 0.25).
+  // On a GPU in bf16/fp16 the logits come from an fp32 1x1 conv, so that the softmax over 64^3
+  // voxels sees no logit rounding of its own (a bf16 logit near 80 is off by up to 0.25). On an
+  // H100 this changed the bf16 error little (M: max 5.24 -> 5.38 heatmap units): the backbone's
+  // 16-bit rounding dominates (docs/gpu.md).
   final_layer_ = pointwise(*head.final_layer);
   if (dtype_ == torch::kFloat) {
     final_layer_ = to_target(std::move(final_layer_));
@@ -117,11 +130,16 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
 OptimizedNetwork::Linear OptimizedNetwork::to_target(Linear layer) const {
   layer.weight = layer.weight.to(device_, dtype_).contiguous();
   layer.bias = layer.bias.to(device_, dtype_).contiguous();
+  const int64_t n = layer.weight.size(0), k = layer.weight.size(1);
   if (cpu_gemm_) {
-    const int64_t n = layer.weight.size(0), k = layer.weight.size(1);
     layer.packed = torch::empty({kernels::gemm_packed_size(n, k)}, torch::kFloat);
     kernels::pack_gemm_weights(layer.weight.data_ptr<float>(), n, k,
                                layer.packed.data_ptr<float>());
+  }
+  if (bf16_gemm_) {
+    layer.packed_bf16 = torch::empty({kernels::gemm_bf16_packed_size(n, k)}, torch::kBFloat16);
+    kernels::pack_gemm_weights_bf16(layer.weight.data_ptr<float>(), n, k,
+                                    static_cast<uint16_t*>(layer.packed_bf16.data_ptr()));
   }
   return layer;
 }
@@ -137,20 +155,32 @@ namespace {
 constexpr int64_t kGemmGrain = 96;  // rows per task: a multiple of the kernel's row blocks
 }
 
+void OptimizedNetwork::gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out,
+                            bool accumulate, bool relu) const {
+  const int64_t n = layer.weight.size(0);
+  const float* bias = layer.bias.data_ptr<float>();
+  if (layer.packed_bf16.defined()) {
+    const auto* packed = static_cast<const uint16_t*>(layer.packed_bf16.data_ptr());
+    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
+      kernels::gemm_bias_bf16(a, k, packed, n, bias, out, accumulate, relu, begin, end);
+    });
+    return;
+  }
+  const float* packed = layer.packed.data_ptr<float>();
+  parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
+    kernels::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, begin, end);
+  });
+}
+
 torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& layer,
                                        bool relu) const {
   auto rows = x.view({-1, x.size(-1)});
-  if (layer.packed.defined()) {
-    const int64_t m = rows.size(0), k = rows.size(1), n = layer.weight.size(0);
+  if (layer.packed.defined() || layer.packed_bf16.defined()) {
     auto shape = x.sizes().vec();
-    shape.back() = n;
+    shape.back() = layer.weight.size(0);
     auto out = torch::empty(shape, x.options());
-    const float* a = rows.data_ptr<float>();
-    float* o = out.data_ptr<float>();
-    at::parallel_for(0, m, kGemmGrain, [&](int64_t begin, int64_t end) {
-      kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
-                         false, relu, begin, end);
-    });
+    gemm(rows.data_ptr<float>(), rows.size(0), rows.size(1), layer, out.data_ptr<float>(), false,
+         relu);
     return out;
   }
   auto y = torch::addmm(layer.bias, rows, layer.weight.t());
@@ -164,9 +194,25 @@ torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& lay
 torch::Tensor OptimizedNetwork::patchify(const torch::Tensor& x, int patch,
                                          const Linear& layer) const {
   const int64_t n = x.size(0), h = x.size(1) / patch, w = x.size(2) / patch, c = x.size(3);
-  auto patches = x.view({n, h, patch, w, patch, c})
-                     .permute({0, 1, 3, 2, 4, 5})
-                     .reshape({n, h, w, patch * patch * c});
+  if (!cpu_kernels_) {
+    auto patches = x.view({n, h, patch, w, patch, c})
+                       .permute({0, 1, 3, 2, 4, 5})
+                       .reshape({n, h, w, patch * patch * c});
+    return linear(patches, layer, false);
+  }
+  // The same gather as rows of patch * c contiguous floats, in parallel (LibTorch's strided
+  // copy of the permuted view took 4 ms of a 170 ms L batch).
+  auto patches = torch::empty({n, h, w, patch * patch * c}, x.options());
+  const float* src = x.data_ptr<float>();
+  float* dst = patches.data_ptr<float>();
+  const int64_t segment = patch * c, src_w = w * patch;
+  parallel_tiles(n * h, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row)  // row = image * h + output y
+      for (int64_t ox = 0; ox < w; ++ox)
+        for (int64_t ky = 0; ky < patch; ++ky)
+          std::memcpy(dst + ((row * w + ox) * patch + ky) * segment,
+                      src + ((row * patch + ky) * src_w + ox * patch) * c, sizeof(float) * segment);
+  });
   return linear(patches, layer, false);
 }
 
@@ -178,7 +224,7 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
     const float* weight = layer.weight_khwc.data_ptr<float>();
     const float* bias = layer.bias.data_ptr<float>();
     float* result = out.data_ptr<float>();
-    at::parallel_for(0, n * h, 1, [&](int64_t begin, int64_t end) {
+    parallel_tiles(n * h, 2, [&](int64_t begin, int64_t end) {
       kernels::depthwise_conv_nhwc(in, weight, bias, result, h, w, c, layer.kernel, false, begin,
                                    end);
     });
@@ -190,45 +236,12 @@ torch::Tensor OptimizedNetwork::depthwise(const torch::Tensor& x, const Depthwis
   return y.permute({0, 2, 3, 1}).contiguous();
 }
 
-// On CPU with at least as many images as threads, each thread runs the stage on its own
-// share of the batch (single-threaded GEMMs and kernels inside): one fork/join per stage
-// instead of one per layer, which matters most on a busy machine where a parallel
-// region waits for its slowest thread. Otherwise the layers themselves run in parallel.
-template <class Stage>
-torch::Tensor OptimizedNetwork::split_over_batch(const torch::Tensor& x, const Stage& stage) const {
-  const int64_t n = x.size(0), threads = at::get_num_threads();
-  if (!device_.is_cpu() || threads < 2 || n < threads || at::in_parallel_region()) return stage(x);
-  const int64_t chunks = threads;
-  torch::Tensor out;
-  std::mutex out_mutex;
-  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
-    c10::InferenceMode guard;  // thread-local: the worker threads need their own
-    for (int64_t chunk = begin; chunk < end; ++chunk) {
-      const int64_t first = n * chunk / chunks, last = n * (chunk + 1) / chunks;
-      torch::Tensor part = stage(x.slice(0, first, last));
-      {
-        std::lock_guard<std::mutex> lock(out_mutex);
-        if (!out.defined()) {
-          auto shape = part.sizes().vec();
-          shape[0] = n;
-          out = torch::empty(shape, part.options());
-        }
-      }
-      out.slice(0, first, last).copy_(part);
-    }
-  });
-  return out;
-}
-
-torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& input) const {
-  return split_over_batch(input, [this](const torch::Tensor& x) { return backbone_part(x); });
-}
-
-torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
-  return split_over_batch(features, [this](const torch::Tensor& x) { return head_part(x); });
-}
-
-torch::Tensor OptimizedNetwork::backbone_part(const torch::Tensor& input) const {
+// Each layer runs in parallel over its rows (parallel_tiles). An earlier split of the batch
+// over threads, each running whole stages, made every thread allocate its activations in
+// its own malloc arena; glibc unmaps such arenas' heaps when they empty, so every forward
+// page-faulted them anew (M, 2 threads: 2.7x the page faults, +100 MB peak memory).
+torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& image) const {
+  const torch::Tensor input = image.to(dtype_);  // bf16 images where the GEMMs are bf16
   const int64_t n = input.size(0), side = input.size(2) / 4;
   // The stem's 4x4 patches straight from the NCHW input, flattened as (cin, ky, kx).
   auto patches =
@@ -248,21 +261,17 @@ void OptimizedNetwork::linear_residual(torch::Tensor& x, const torch::Tensor& hi
                                        const Linear& layer) const {
   auto rows = x.view({-1, x.size(3)});
   auto hidden_rows = hidden.view({-1, hidden.size(3)});
-  if (layer.packed.defined()) {
-    const int64_t m = rows.size(0), k = hidden_rows.size(1), n = rows.size(1);
-    const float* a = hidden_rows.data_ptr<float>();
-    float* o = rows.data_ptr<float>();
-    at::parallel_for(0, m, kGemmGrain, [&](int64_t begin, int64_t end) {
-      kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, layer.bias.data_ptr<float>(), o,
-                         true, false, begin, end);
-    });
+  if (layer.packed.defined() || layer.packed_bf16.defined()) {
+    gemm(hidden_rows.data_ptr<float>(), rows.size(0), hidden_rows.size(1), layer,
+         rows.data_ptr<float>(), true, false);
     return;
   }
   rows.add_(layer.bias);
   rows.addmm_(hidden_rows, layer.weight.t());
 }
 
-torch::Tensor OptimizedNetwork::head_part(torch::Tensor x) const {
+torch::Tensor OptimizedNetwork::head(const torch::Tensor& features) const {
+  torch::Tensor x = features;
   for (size_t k = 0; k < head_.size(); ++k) {
     const HeadLayer& layer = head_[k];
     x = linear(depthwise(x, layer.dw), layer.pw, true);

@@ -10,6 +10,10 @@
 //  - where the head's last layer upsamples, the final 1x1 conv runs before that bilinear
 //    upsample (linear maps commute with it) and the upsample moves into the fused
 //    soft-argmax decoder, which never materialises the heatmap volume.
+// Precision bf16 on a CPU with native bf16 (AVX512_BF16): the 1x1 convs and patch GEMMs
+// (nearly all multiply-adds) take bf16 inputs and weights and accumulate in fp32; the
+// activations between layers, depthwise convs, norms and the decoder stay fp32.
+// OptimizedNetwork::supports says where this class applies at all.
 // Internal to model/ (LibTorch types).
 #include <torch/torch.h>
 
@@ -22,6 +26,10 @@ namespace cnp::model {
 
 class OptimizedNetwork {
  public:
+  // Whether the optimized network runs `dtype` on `device` (fp32 anywhere; fp16/bf16 on CUDA;
+  // bf16 on CPUs with AVX512_BF16). Elsewhere the straightforward network runs.
+  static bool supports(const torch::Device& device, torch::ScalarType dtype);
+
   // `net`: the fp32 CPU network in eval mode, weights final.
   OptimizedNetwork(NetworkImpl& net, const Architecture& arch, torch::Device device,
                    torch::ScalarType dtype);
@@ -34,10 +42,11 @@ class OptimizedNetwork {
   torch::Tensor decode(const torch::Tensor& logits) const;
 
  private:
-  struct Linear {          // y = x W^T + b on the (rows, Cin) view
-    torch::Tensor weight;  // (Cout, Cin)
-    torch::Tensor bias;    // (Cout)
-    torch::Tensor packed;  // weight packed for kernels::gemm_bias, where it is used
+  struct Linear {               // y = x W^T + b on the (rows, Cin) view
+    torch::Tensor weight;       // (Cout, Cin)
+    torch::Tensor bias;         // (Cout)
+    torch::Tensor packed;       // weight packed for kernels::gemm_bias, where it is used
+    torch::Tensor packed_bf16;  // ... for kernels::gemm_bias_bf16 (precision bf16 on CPU)
   };
   struct Depthwise {
     torch::Tensor weight_khwc;  // (K, K, C) for the CPU kernel
@@ -55,10 +64,9 @@ class OptimizedNetwork {
     bool upsample = false;
   };
 
-  torch::Tensor backbone_part(const torch::Tensor& input) const;
-  torch::Tensor head_part(torch::Tensor x) const;
-  template <class Stage>
-  torch::Tensor split_over_batch(const torch::Tensor& x, const Stage& stage) const;
+  // out (m, n) = act(a (m, k) W^T + b (+ out)) with the layer's packed kernel, in parallel.
+  void gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out, bool accumulate,
+            bool relu) const;
   torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
   // x += hidden W^T + b, in place (the block's residual).
   void linear_residual(torch::Tensor& x, const torch::Tensor& hidden, const Linear& layer) const;
@@ -69,9 +77,10 @@ class OptimizedNetwork {
 
   Architecture arch_;
   torch::Device device_;
-  torch::ScalarType dtype_;
-  bool cpu_kernels_;  // fp32 on CPU: the hand-written depthwise kernel
-  bool cpu_gemm_;     // ... and the hand-written GEMM (AVX2 CPUs)
+  bool bf16_gemm_;           // bf16 on a CPU with AVX512_BF16: bf16 GEMMs, everything else fp32
+  torch::ScalarType dtype_;  // of the activations
+  bool cpu_kernels_;         // fp32 on CPU: the hand-written depthwise kernel
+  bool cpu_gemm_;            // ... and the hand-written GEMM (AVX2 CPUs)
   Linear stem_;
   std::vector<Linear> downsample_;  // stages 1..3, input BatchNorm folded in
   std::vector<std::vector<Block>> stages_;

@@ -241,8 +241,8 @@ PoseModel::Impl::Impl(const Architecture& a, const ModelOptions& o, const std::s
 // deriving the optimized network from its fp32 weights.
 void PoseModel::Impl::finish() {
   net->eval();
-  // Debian's CPU LibTorch has no fast bf16 GEMM/conv for the rewritten layers.
-  const bool supported = device.is_cuda() || dtype == torch::kFloat;
+  // Debian's CPU LibTorch has no fast bf16 GEMM/conv: bf16 on a CPU needs our AVX512_BF16 GEMM.
+  const bool supported = OptimizedNetwork::supports(device, dtype);
   if (options.optimize && !supported)
     spdlog::debug("precision {} on {}: straightforward network", options.precision, options.device);
   if (options.optimize && supported)

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "model/inference_kernels.h"
+#include "model/parallel_tiles.h"
 #ifdef CNP_HAVE_CUDA_DECODER
 #include "model/cuda/soft_argmax_cuda.h"
 #endif
@@ -44,7 +45,7 @@ torch::Tensor fused_soft_argmax(const torch::Tensor& logits_nhwc, int64_t joints
   if (logits.is_cpu()) {
     const float* data = logits.data_ptr<float>();
     float* result = out.data_ptr<float>();
-    at::parallel_for(0, n * joints, 1, [&](int64_t begin, int64_t end) {
+    parallel_tiles(n * joints, 1, [&](int64_t begin, int64_t end) {
       kernels::soft_argmax_nhwc(data, joints, depth, h, w, upsample2x, result, begin, end);
     });
     return out;

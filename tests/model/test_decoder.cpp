@@ -101,22 +101,25 @@ TEST(DepthwiseKernel, MatchesConv2d) {
   std::printf("[ kernels ] %s\n", kernels::kernel_isa());
   for (int kernel : {3, 7}) {
     for (int64_t channels : {40, 20, 3}) {  // vector blocks, a tail, scalar only
-      for (bool relu : {false, true}) {
-        SCOPED_TRACE(::testing::Message()
-                     << kernel << "x" << kernel << " c" << channels << (relu ? " relu" : ""));
-        const int64_t n = 2, h = 9, w = 6;
-        auto x = torch::randn({n, h, w, channels});
-        auto weight = torch::randn({channels, 1, kernel, kernel});
-        auto bias = torch::randn({channels});
-        auto want = torch::conv2d(x.permute({0, 3, 1, 2}), weight, bias, 1, kernel / 2, 1, channels)
-                        .permute({0, 2, 3, 1});
-        if (relu) want = want.relu();
-        auto khwc = weight.squeeze(1).permute({1, 2, 0}).contiguous();
-        auto out = torch::empty_like(x);
-        kernels::depthwise_conv_nhwc(x.data_ptr<float>(), khwc.data_ptr<float>(),
-                                     bias.data_ptr<float>(), out.data_ptr<float>(), h, w, channels,
-                                     kernel, relu, 0, n * h);
-        EXPECT_LT((out - want).abs().max().item<double>(), 1e-4);
+      for (int64_t w : {6, 19}) {           // strips of 8 pixels: one partial, several
+        for (bool relu : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << kernel << "x" << kernel << " c" << channels << " w"
+                                            << w << (relu ? " relu" : ""));
+          const int64_t n = 2, h = 9;
+          auto x = torch::randn({n, h, w, channels});
+          auto weight = torch::randn({channels, 1, kernel, kernel});
+          auto bias = torch::randn({channels});
+          auto want =
+              torch::conv2d(x.permute({0, 3, 1, 2}), weight, bias, 1, kernel / 2, 1, channels)
+                  .permute({0, 2, 3, 1});
+          if (relu) want = want.relu();
+          auto khwc = weight.squeeze(1).permute({1, 2, 0}).contiguous();
+          auto out = torch::empty_like(x);
+          kernels::depthwise_conv_nhwc(x.data_ptr<float>(), khwc.data_ptr<float>(),
+                                       bias.data_ptr<float>(), out.data_ptr<float>(), h, w,
+                                       channels, kernel, relu, 0, n * h);
+          EXPECT_LT((out - want).abs().max().item<double>(), 1e-4);
+        }
       }
     }
   }
@@ -127,8 +130,8 @@ TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
     GTEST_SKIP() << "no AVX2 on this CPU: the optimized network uses LibTorch's addmm";
   }
   torch::manual_seed(4);
-  for (int64_t m : {1, 13, 200}) {
-    for (int64_t n : {16, 20, 40}) {  // whole panels, a partial one
+  for (int64_t m : {1, 13, 25, 200}) {        // row blocks of 6 (AVX2) and 12 (AVX-512) and tails
+    for (int64_t n : {16, 20, 40, 48, 72}) {  // whole panels, partial ones of <= 16 and > 16
       for (int64_t k : {3, 48}) {
         SCOPED_TRACE(::testing::Message() << "m" << m << " n" << n << " k" << k);
         auto a = torch::randn({m, k}), w = torch::randn({n, k}), bias = torch::randn({n});
