@@ -23,7 +23,7 @@ struct ModelOptions {
   std::string variant;
   // Inference through the exactly rewritten network (folded BatchNorm, channels-last,
   // fused soft-argmax decoder); false keeps the straightforward module tree, for
-  // checking and bisecting. bf16 on a CPU always takes the straightforward path.
+  // checking and bisecting. bf16 on a CPU without AVX512_BF16 takes the straightforward path.
   bool optimize = true;
 };
 
