@@ -10,9 +10,10 @@ export PKG_CONFIG_PATH="$_b/usr/lib/x86_64-linux-gnu/pkgconfig:$_b/usr/share/pkg
 export OPAL_PREFIX="$_b/usr"
 export OPAL_LIBDIR="$_b/usr/lib/x86_64-linux-gnu/openmpi/lib"
 export PMIX_INSTALL_PREFIX="$_b/usr"
-# PMIx looks for its plugins under its build-time prefix, where a node with its own Open MPI
-# has other versions (seen: "pmix_mca_pcompress_zlib.so: undefined symbol").
-export PMIX_MCA_mca_base_component_path="$_b/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix"
+# Known, harmless: on a node with its own Open MPI, the bundle's PMIx still loads that
+# install's optional zlib compression plugin from its build-time prefix and says "dlopen error:
+# ... pmix_mca_pcompress_zlib.so: undefined symbol" (seen on the H100 node; pointing
+# PMIX_MCA_mca_base_component_path at the bundle did not change it). PMIx runs without it.
 # One node, shared memory and TCP (the bundle carries no interconnect plugins).
 export OMPI_MCA_pml=ob1 OMPI_MCA_btl=self,vader,tcp OMPI_MCA_mtl=^ofi,psm,psm2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
