@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #define CNP_KERNEL_NS avx512
+#include "model/inference_kernels_avx512_store.h"
 #include "model/inference_kernels_impl.h"
 
 namespace cnp::model::kernels::avx512 {
@@ -55,10 +56,7 @@ struct HalfLanes {
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
 };
 
-// Mask of the first `count` (0..16) lanes.
-inline __mmask16 lanes(int64_t count) {
-  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
-}
+using avx512_store::lanes;
 
 // Depthwise KxK on a strip of U output pixels of one row and 16 channels: the row's K weight
 // vectors and the U accumulators stay in registers, and each input pixel is loaded once per
@@ -141,21 +139,15 @@ void gemm_micro_512(const float* a, int64_t lda, const float* panel, int64_t k, 
   __m512 bias_v[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
-    mask[v] = lanes(imax(0, cols - 16 * v));
+    mask[v] = lanes(cols - 16 * v);
     bias_v[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
   }
-  const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 16
-  for (int r = 0; r < ROWS; ++r) {
-    float* o = out + r * ldo;
+  for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      __m512 y = _mm512_add_ps(acc[r][v], bias_v[v]);
-      if (accumulate) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask[v], o + 16 * v));
-      if (relu) y = _mm512_max_ps(zero, y);  // NaN-preserving ReLU
-      _mm512_mask_storeu_ps(o + 16 * v, mask[v], y);
-    }
-  }
+    for (int v = 0; v < NV; ++v)
+      avx512_store::store_output(out + r * ldo + 16 * v, _mm512_add_ps(acc[r][v], bias_v[v]),
+                                 mask[v], accumulate, relu);
 }
 
 using Micro512 = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*,

@@ -7,6 +7,7 @@
 // are rounded to bf16 (nearest even), products are exact in fp32 and accumulate in fp32;
 // bias, residual and ReLU are applied in fp32.
 #include "model/inference_kernels_bf16.h"
+#include "model/inference_kernels_avx512_store.h"
 
 #include <atomic>
 #include <cstdlib>
@@ -41,9 +42,7 @@ inline uint16_t to_bf16(float x) {
   return static_cast<uint16_t>(bits >> 16);
 }
 
-inline __mmask16 lanes(int64_t count) {
-  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
-}
+using avx512_store::lanes;
 
 // ROWS x (16 * NV) outputs over `pairs` k-pairs. a: bf16 rows of lda elements (pairs
 // adjacent, so one 32-bit broadcast feeds a pair); panel: [pair][32 columns][2].
@@ -73,21 +72,15 @@ void micro(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t pairs,
   __m512 bias_v[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
-    mask[v] = lanes(cols - 16 * v > 0 ? cols - 16 * v : 0);
+    mask[v] = lanes(cols - 16 * v);
     bias_v[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
   }
-  const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 16
-  for (int r = 0; r < ROWS; ++r) {
-    float* o = out + r * ldo;
+  for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) {
-      __m512 y = _mm512_add_ps(acc[r][v], bias_v[v]);
-      if (accumulate) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask[v], o + 16 * v));
-      if (relu) y = _mm512_max_ps(zero, y);  // NaN-preserving ReLU, as in the fp32 kernels
-      _mm512_mask_storeu_ps(o + 16 * v, mask[v], y);
-    }
-  }
+    for (int v = 0; v < NV; ++v)
+      avx512_store::store_output(out + r * ldo + 16 * v, _mm512_add_ps(acc[r][v], bias_v[v]),
+                                 mask[v], accumulate, relu);
 }
 
 using Micro = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, const float*, float*,
@@ -169,7 +162,6 @@ void amx_block(const uint16_t* rows_bf16, int64_t block_rows, int64_t k_pad, con
                int64_t n, const float* bias, float* out, bool accumulate, bool relu) {
   alignas(64) float scratch[32 * 32];
   const int64_t panels = (n + kPanel - 1) / kPanel, pairs = k_pad / 2;
-  const __m512 zero = _mm512_setzero_ps();
   // The tile loads are asm without a memory operand: make the converted rows visible.
   __asm__ volatile("" ::: "memory");
   for (int64_t m = 0; m < block_rows; m += 32) {
@@ -198,23 +190,16 @@ void amx_block(const uint16_t* rows_bf16, int64_t block_rows, int64_t k_pad, con
       _tile_stored(2, scratch + 16 * 32, 128);
       _tile_stored(3, scratch + 16 * 32 + 16, 128);
       const int64_t col = p * kPanel, cols = imin(kPanel, n - col);
-      const __mmask16 mask0 = lanes(cols), mask1 = lanes(cols > 16 ? cols - 16 : 0);
+      const __mmask16 mask0 = lanes(cols), mask1 = lanes(cols - 16);
       const __m512 bias0 = _mm512_maskz_loadu_ps(mask0, bias + col);
       const __m512 bias1 = _mm512_maskz_loadu_ps(mask1, bias + col + 16);
       for (int64_t r = 0; r < rows; ++r) {
         float* o = out + (m + r) * n + col;
-        __m512 y0 = _mm512_add_ps(_mm512_load_ps(scratch + r * 32), bias0);
-        __m512 y1 = _mm512_add_ps(_mm512_load_ps(scratch + r * 32 + 16), bias1);
-        if (accumulate) {
-          y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(mask0, o));
-          y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(mask1, o + 16));
-        }
-        if (relu) {  // NaN-preserving ReLU, as in micro()
-          y0 = _mm512_max_ps(zero, y0);
-          y1 = _mm512_max_ps(zero, y1);
-        }
-        _mm512_mask_storeu_ps(o, mask0, y0);
-        _mm512_mask_storeu_ps(o + 16, mask1, y1);
+        avx512_store::store_output(o, _mm512_add_ps(_mm512_load_ps(scratch + r * 32), bias0), mask0,
+                                   accumulate, relu);
+        avx512_store::store_output(o + 16,
+                                   _mm512_add_ps(_mm512_load_ps(scratch + r * 32 + 16), bias1),
+                                   mask1, accumulate, relu);
       }
     }
   }

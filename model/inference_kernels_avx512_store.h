@@ -1,0 +1,26 @@
+#pragma once
+// The output step shared by the AVX-512 GEMM kernels (fp32 in inference_kernels_avx512.cpp,
+// bf16 and AMX in inference_kernels_bf16.cpp): masked column tails, the residual added in place,
+// the NaN-preserving ReLU. Include only from files compiled with -mavx512f.
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace cnp::model::kernels::avx512_store {
+
+// Mask of the first `count` lanes (none for count <= 0, all 16 for count >= 16).
+inline __mmask16 lanes(int64_t count) {
+  if (count <= 0) return 0;
+  return count >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << count) - 1);
+}
+
+// Stores one 16-column slice of an output row: y (bias included), plus what `o` holds when
+// accumulating (the residual), through the ReLU when asked, to the lanes of `mask`.
+__attribute__((always_inline)) inline void store_output(float* o, __m512 y, __mmask16 mask,
+                                                        bool accumulate, bool relu) {
+  if (accumulate) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, o));
+  if (relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);  // max(0, NaN) is NaN: NaN survives
+  _mm512_mask_storeu_ps(o, mask, y);
+}
+
+}  // namespace cnp::model::kernels::avx512_store
