@@ -8,7 +8,8 @@ namespace cnp::model::kernels {
 
 // Depthwise KxK convolution, stride 1, zero padding K/2, NHWC: out[n,y,x,c] =
 // bias[c] + sum_k weight[ky,kx,c] * in[n, y+ky-K/2, x+kx-K/2, c], optionally followed by
-// ReLU. Computes output rows [row_begin, row_end) of the n*height rows.
+// ReLU. Computes output rows [row_begin, row_end) of the n*height rows; `out` points at the
+// output of row row_begin (so that a caller can compute a few rows into a small buffer).
 void depthwise_conv_nhwc(const float* in, const float* weight /* K*K*C */, const float* bias,
                          float* out, int64_t height, int64_t width, int64_t channels, int kernel,
                          bool relu, int64_t row_begin, int64_t row_end);

@@ -98,7 +98,7 @@ void depthwise_strip(const float* in, const float* weight, const float* bias, fl
             }
           }
         }
-        float* o = out + (row * width + x) * channels + c;
+        float* o = out + ((row - row_begin) * width + x) * channels + c;
         const int64_t valid = imin(U, width - x);
 #pragma GCC unroll 16
         for (int u = 0; u < U; ++u) {

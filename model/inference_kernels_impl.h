@@ -88,7 +88,7 @@ void depthwise_conv_rows(const float* in, const float* weight, const float* bias
     const int64_t ky0 = imax(0, pad - y), ky1 = imin(kernel, height + pad - y);
     for (int64_t x = 0; x < width; ++x) {
       const int64_t kx0 = imax(0, pad - x), kx1 = imin(kernel, width + pad - x);
-      float* o = out + (row * width + x) * channels;
+      float* o = out + ((row - row_begin) * width + x) * channels;
       const int64_t top = y - pad, left = x - pad;
       int64_t c = 0;
       for (; c + kUnroll * V::width <= channels; c += kUnroll * V::width)

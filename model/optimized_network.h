@@ -67,7 +67,14 @@ class OptimizedNetwork {
   // out (m, n) = act(a (m, k) W^T + b (+ out)) with the layer's packed kernel, in parallel.
   void gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out, bool accumulate,
             bool relu) const;
+  // The same on rows [0, m) in the calling thread (CPU kernels only).
+  void gemm_serial(const float* a, int64_t m, int64_t k, const Linear& layer, float* out,
+                   bool accumulate, bool relu) const;
   torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
+  // second(relu(first(dw(x)))) (+ x when residual), or relu(first(dw(x))) without second,
+  // tile by tile in cache (CPU kernels only); returns a new tensor.
+  torch::Tensor fused_rows(const torch::Tensor& x, const Depthwise& dw, const Linear& first,
+                           const Linear* second, bool residual) const;
   // x += hidden W^T + b, in place (the block's residual).
   void linear_residual(torch::Tensor& x, const torch::Tensor& hidden, const Linear& layer) const;
   torch::Tensor patchify(const torch::Tensor& x_nhwc, int patch, const Linear& layer) const;
@@ -81,6 +88,7 @@ class OptimizedNetwork {
   torch::ScalarType dtype_;  // of the activations
   bool cpu_kernels_;         // fp32 on CPU: the hand-written depthwise kernel
   bool cpu_gemm_;            // ... and the hand-written GEMM (AVX2 CPUs)
+  bool fused_;  // CPU with hand-written GEMMs (fp32 or bf16): fused_rows for blocks and head
   Linear stem_;
   std::vector<Linear> downsample_;  // stages 1..3, input BatchNorm folded in
   std::vector<std::vector<Block>> stages_;
