@@ -129,9 +129,20 @@ void soft_argmax_item(const float* sample, int64_t channels, int64_t depth, int6
   for (int64_t d = 0; d < depth; ++d) sum_z[d] = 0;
   float running_max = -INFINITY;
   for (int64_t oy = 0; oy < out_h; ++oy) {
-    // The output row's depth vectors, `stride` floats apart.
+    // The output row's depth vectors, `stride` floats apart, and their maximum, in one pass.
+    //
+    // 0 * max(0, x) is NaN exactly when x is NaN or +infinite (max returns its second operand
+    // when one is NaN). The vector max and the clamped vector exp would otherwise turn NaN
+    // logits (NaN weights) into finite coordinates; they must be NaN, as the plain softmax
+    // gives, so the sweep refuses the job. A -infinite logit is a probability of 0, as there.
     const float* values;
     int64_t stride;
+    typename V::T vmax = V::set1(-INFINITY), vbad = V::set1(0.0f);
+    const typename V::T zero = V::set1(0.0f);
+    auto track = [&](typename V::T x) {
+      vmax = V::max(vmax, x);
+      vbad = V::fmadd(zero, V::max(zero, x), vbad);
+    };
     if (upsample) {
       int64_t y0, y1;
       float fy;
@@ -148,29 +159,21 @@ void soft_argmax_item(const float* sample, int64_t channels, int64_t depth, int6
         float fx;
         source_of(ox, width, out_w, x0, x1, fx);
         const typename V::T wx0 = V::set1(1.0f - fx), wx1 = V::set1(fx);
-        for (int64_t d = 0; d < depth; d += V::width)
-          V::store(row + ox * depth + d, V::fmadd(wx0, V::load(vertical + x0 * depth + d),
-                                                  V::mul(wx1, V::load(vertical + x1 * depth + d))));
+        for (int64_t d = 0; d < depth; d += V::width) {
+          const typename V::T v = V::fmadd(wx0, V::load(vertical + x0 * depth + d),
+                                           V::mul(wx1, V::load(vertical + x1 * depth + d)));
+          V::store(row + ox * depth + d, v);
+          track(v);
+        }
       }
       values = row;
       stride = depth;
     } else {
       values = sample + oy * width * channels;
       stride = channels;
+      for (int64_t ox = 0; ox < out_w; ++ox)
+        for (int64_t d = 0; d < depth; d += V::width) track(V::load(values + ox * stride + d));
     }
-
-    // 0 * max(0, x) is NaN exactly when x is NaN or +infinite (max returns its second operand
-    // when one is NaN). The vector max and the clamped vector exp would otherwise turn NaN
-    // logits (NaN weights) into finite coordinates; they must be NaN, as the plain softmax
-    // gives, so the sweep refuses the job. A -infinite logit is a probability of 0, as there.
-    typename V::T vmax = V::set1(-INFINITY), vbad = V::set1(0.0f);
-    const typename V::T zero = V::set1(0.0f);
-    for (int64_t ox = 0; ox < out_w; ++ox)
-      for (int64_t d = 0; d < depth; d += V::width) {
-        const typename V::T x = V::load(values + ox * stride + d);
-        vmax = V::max(vmax, x);
-        vbad = V::fmadd(zero, V::max(zero, x), vbad);
-      }
     if (!std::isfinite(V::hsum(vbad))) {
       out[0] = out[1] = out[2] = NAN;
       return;
@@ -186,17 +189,20 @@ void soft_argmax_item(const float* sample, int64_t channels, int64_t depth, int6
       running_max = row_max;
     }
 
-    const typename V::T shift = V::set1(running_max);
+    // One depth vector at a time along the row, so that its share of the z sums stays in a
+    // register (the x sums are per row, the y sums per row total).
+    const typename V::T shift = V::set1(running_max), one = V::set1(1.0f);
     typename V::T vsum = V::set1(0.0f), vsum_x = V::set1(0.0f);
-    for (int64_t d = 0; d < depth; ++d) row_z[d] = 0.0f;
-    for (int64_t ox = 0; ox < out_w; ++ox) {
-      const typename V::T position = V::set1(static_cast<float>(ox));
-      for (int64_t d = 0; d < depth; d += V::width) {
+    for (int64_t d = 0; d < depth; d += V::width) {
+      typename V::T z_part = V::set1(0.0f), position = V::set1(0.0f);
+      for (int64_t ox = 0; ox < out_w; ++ox) {
         const typename V::T e = V::exp(V::sub(V::load(values + ox * stride + d), shift));
-        vsum = V::add(vsum, e);
+        z_part = V::add(z_part, e);
         vsum_x = V::fmadd(position, e, vsum_x);
-        V::store(row_z + d, V::add(V::load(row_z + d), e));
+        position = V::add(position, one);
       }
+      vsum = V::add(vsum, z_part);
+      V::store(row_z + d, z_part);
     }
     const double row_total = V::hsum(vsum);
     total += row_total;
