@@ -16,5 +16,8 @@ inline double process_cpu_seconds() {
 inline double thread_cpu_seconds() {
   return cpu_seconds(CLOCK_THREAD_CPUTIME_ID);
 }
+inline double wall_seconds() {
+  return cpu_seconds(CLOCK_MONOTONIC);
+}
 
 }  // namespace cnp::bench

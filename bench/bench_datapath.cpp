@@ -3,7 +3,12 @@
 // (on a GPU that last step is tensor work on the device: scripts/gpu_check.sh). Rates are
 // single-threaded and reported per CPU second (wall time on a shared machine lies), then turned
 // into what a node of N cores can feed when the GPU makes the normalised and flipped copies.
-// usage: bench_datapath [WORK_DIR] [NODE_CORES] (defaults: /tmp/cnp_bench_datapath, 16)
+// With a DEVICE (cpu, cuda or cuda:N) it also times the last step as the sweep runs it on that
+// device: PoseModel::stage_crops (pinned copy, transfer on a copy stream) then prepare_staged
+// (normalise and flip on the device), batches of 64, in samples per wall second.
+// usage: bench_datapath [WORK_DIR] [NODE_CORES] [DEVICE]
+//        (defaults: /tmp/cnp_bench_datapath, 16, none)
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -14,6 +19,8 @@
 #include "data/h36m.h"
 #include "data/preprocess.h"
 #include "data/synth.h"
+#include "model/architecture.h"
+#include "model/pose_model.h"
 
 namespace {
 
@@ -30,11 +37,35 @@ double per_cpu_second(int64_t samples, int rounds, Step step) {
   return samples * rounds / (cnp::bench::thread_cpu_seconds() - start);
 }
 
+// Samples per wall second of stage_crops + prepare_staged (flip on) over the crops, in batches
+// of 64, on `device`: the device path's own rate, which the forward of the batch before hides.
+double device_input_rate(const std::string& device, const std::vector<uint8_t>& crops, int64_t n) {
+  cnp::model::ModelOptions options;
+  options.device = device;
+  const auto model = cnp::model::PoseModel::random(
+      cnp::model::VariantRegistry::with_builtins().get("XS").arch, 1, options);
+  constexpr int kBatch = 64;
+  const int64_t batches = std::max<int64_t>(1, n / kBatch), rounds = 20;
+  auto run = [&](int64_t b) {
+    const int64_t first = (b % batches) * kBatch, count = std::min<int64_t>(kBatch, n - first);
+    model->prepare_staged(
+        *model->stage_crops(crops.data() + first * kCropBytes, static_cast<int>(count), nullptr),
+        true);
+    return count;
+  };
+  run(0);  // warm-up: allocators, kernels
+  int64_t samples = 0;
+  const double start = cnp::bench::wall_seconds();
+  for (int64_t b = 0; b < batches * rounds; ++b) samples += run(b);
+  return samples / (cnp::bench::wall_seconds() - start);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string work = argc > 1 ? argv[1] : "/tmp/cnp_bench_datapath";
   const int node_cores = argc > 2 ? std::stoi(argv[2]) : 16;
+  const std::string device = argc > 3 ? argv[3] : "";
   fs::remove_all(work);
   cnp::data::SynthOptions synth;  // 1000 x 1000 JPEGs, like Human3.6M's frames
   synth.out_dir = work + "/synth";
@@ -70,6 +101,12 @@ int main(int argc, char** argv) {
             << node_cores * from_cache << " samples/s (target 10000)\n"
             << "  from JPEGs:     " << node_cores << " x " << jpeg << " = " << node_cores * jpeg
             << " samples/s\n";
+  if (!device.empty()) {
+    const double rate = device_input_rate(device, crops, n);
+    std::cout << "uint8 -> normalised + flipped on " << device
+              << " (the sweep's staged path, batches of 64): " << rate
+              << " samples/s (wall)\n";
+  }
   fs::remove_all(work);
   return 0;
 }

@@ -78,6 +78,9 @@ class PoseModel {
   std::shared_ptr<StagedCrops> stage_crops(const uint8_t* crops, int n, const uint8_t* bad) const;
   void predict_staged(const StagedCrops& staged, float* plain, float* flipped,
                       StageTimes* times = nullptr) const;
+  // predict_staged's input step alone, finished before it returns: wait for the transfer,
+  // normalise, make the flipped copy when asked. For measuring the data path (bench_datapath).
+  void prepare_staged(const StagedCrops& staged, bool flip) const;
   // Whether predict() runs the optimized network (ModelOptions::optimize and a device /
   // precision it supports).
   bool optimized() const;

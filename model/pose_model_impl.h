@@ -41,6 +41,9 @@ struct PoseModel::Impl {
   // A normalised float batch on the device as the network takes it: in its precision, and
   // followed by its mirror images when `flip`.
   torch::Tensor network_input(const torch::Tensor& normalised, bool flip) const;
+  // A staged batch as network_input: once its transfer is done (on the compute stream),
+  // normalised, bad samples zeroed, flipped copy appended when asked.
+  torch::Tensor staged_input(const StagedCrops& staged, bool flip) const;
   // Coordinates of network_input()'s result for n images, written to the caller's buffers
   // (`flipped` non-null exactly when the input holds the mirror images too).
   void predict_device(const torch::Tensor& x, int n, float* plain, float* flipped,

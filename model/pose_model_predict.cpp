@@ -132,16 +132,7 @@ void PoseModel::predict_staged(const StagedCrops& staged, float* plain, float* f
   try {
     torch::InferenceMode guard;
     const auto start = std::chrono::steady_clock::now();
-    if (staged.ready) {
-      const c10::impl::VirtualGuardImpl device_guard(impl.device.type());
-      const c10::Stream compute = device_guard.getStream(impl.device);
-      staged.ready->block(compute);
-      // The crops were allocated on the copy stream; they are read on the compute stream.
-      device_guard.recordDataPtrOnStream(staged.crops.storage().data_ptr(), compute);
-    }
-    torch::Tensor x = normalize_crops(staged.crops);
-    if (staged.bad_rows.defined()) x.index_fill_(0, staged.bad_rows.to(impl.device), 0.0);
-    x = impl.network_input(x, flipped != nullptr);
+    torch::Tensor x = impl.staged_input(staged, flipped != nullptr);
     if (times) {
       if (impl.device.is_cuda()) torch::cuda::synchronize(impl.device.index());
       times->input_ms =
@@ -149,6 +140,31 @@ void PoseModel::predict_staged(const StagedCrops& staged, float* plain, float* f
               .count();
     }
     impl.predict_device(x, staged.n, plain, flipped, times);
+  } catch (const c10::Error& e) {
+    throw inference_error(impl.options, e);
+  }
+}
+
+torch::Tensor PoseModel::Impl::staged_input(const StagedCrops& staged, bool flip) const {
+  if (staged.ready) {
+    const c10::impl::VirtualGuardImpl device_guard(device.type());
+    const c10::Stream compute = device_guard.getStream(device);
+    staged.ready->block(compute);
+    // The crops were allocated on the copy stream; they are read on the compute stream.
+    device_guard.recordDataPtrOnStream(staged.crops.storage().data_ptr(), compute);
+  }
+  torch::Tensor x = normalize_crops(staged.crops);
+  if (staged.bad_rows.defined()) x.index_fill_(0, staged.bad_rows.to(device), 0.0);
+  return network_input(x, flip);
+}
+
+void PoseModel::prepare_staged(const StagedCrops& staged, bool flip) const {
+  if (staged.n == 0) return;
+  const Impl& impl = *impl_;
+  try {
+    torch::InferenceMode guard;
+    const torch::Tensor x = impl.staged_input(staged, flip);
+    if (impl.device.is_cuda()) torch::cuda::synchronize(impl.device.index());
   } catch (const c10::Error& e) {
     throw inference_error(impl.options, e);
   }

@@ -67,7 +67,7 @@ cmake -S . -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release ${CNP_G
   > "$LOGS/configure.log" 2>&1 || { tail -60 "$LOGS/configure.log"; fail "configure"; }
 grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$LOGS/configure.log" | head -20
 TESTS=(${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
-TARGETS=(cnp cnp_sweep "${TESTS[@]}")
+TARGETS=(cnp cnp_sweep bench_datapath "${TESTS[@]}")
 # Keep going past a failing file so one run shows every compile error.
 KEEP_GOING=(-k 0)
 [ ${#GENERATOR[@]} -eq 0 ] && KEEP_GOING=(-k)
@@ -114,6 +114,23 @@ bench L bf16 "$B_BIG"
 bench L fp16 "$B_BIG"
 bench L fp32 "$B_BIG"
 bench L fp32 "$B_BIG" --no-optimize
+fi
+
+step "data path per core, and the staged input step on the device (bench_datapath)"
+# JPEG -> crop, HDF5 cache -> crop and CPU normalisation per CPU second, then what this node's
+# cores feed; last, stage_crops + prepare_staged (pinned copy, transfer, normalise, flip) on the
+# device, the step the forward of the batch before hides.
+if timeout 180 "$WORK/build/bench/bench_datapath" "$WORK/datapath" "$NPROC" "$DEVICE" \
+    > "$LOGS/datapath.log" 2>&1; then
+  cat "$LOGS/datapath.log"
+  while IFS='|' read -r k val; do row "$k" "$val"; done < <(sed -n \
+    -e 's/^ *\(JPEG -> uint8 crop\): *\(.*\)/data path per core: \1|\2/p' \
+    -e 's/^ *\(HDF5 cache -> uint8 crop\): *\(.*\)/data path per core: \1|\2/p' \
+    -e 's/^ *from the cache: \(.*\)/data path node from the cache|\1/p' \
+    -e 's/^uint8 -> normalised + flipped on \([^ ]*\).*: \(.*\)/uint8 -> normalised + flipped on \1|\2/p' \
+    "$LOGS/datapath.log")
+else
+  tail -5 "$LOGS/datapath.log"; row "bench_datapath" "FAILED"
 fi
 
 step "end-to-end sweep vs reference-shaped Python evaluation (same GPU)"
