@@ -80,7 +80,7 @@ find "$OUT.tmp" \( -name '*.mod' -o -name 'libhdf5*fortran*' -o -name 'libmpi_us
 # deleted (about half of the headers' 11 MiB). CMake and pkg-config files stay.
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=$(cd "$OUT.tmp/usr" && pwd)
-INCLUDE_DIRS=("$B/include" "$B/include/x86_64-linux-gnu" "$B/lib/x86_64-linux-gnu/openmpi/include")
+INCLUDE_DIRS=("$B/include" "$B/lib/x86_64-linux-gnu/openmpi/include")
 INCLUDE_FLAGS=(-I"$B/include" -I"$B/include/x86_64-linux-gnu" -I"$B/include/opencv4"
                -I"$B/include/hdf5/serial" -I"$B/lib/x86_64-linux-gnu/openmpi/include"
                -I"$B/lib/x86_64-linux-gnu/openmpi/include/openmpi")
@@ -104,7 +104,10 @@ done | tr " \\\\" '\n' | { grep "^$B/" || true; } | sort -u > "$work/deps"
 for h in mpi.h opencv2/imgproc.hpp hdf5.h spdlog/spdlog.h; do
   grep -q "/$h\$" "$keep" || { echo "make_gpu_bundle: header closure without $h (g++ -M failed?)" >&2; exit 1; }
 done
-find "${INCLUDE_DIRS[@]}" \( -type f -o -type l ! -xtype d \) | sort | comm -23 - "$keep" | xargs -r -d '\n' rm -f
+find "${INCLUDE_DIRS[@]}" \( -type f -o -type l ! -xtype d \) | sort -u | comm -23 - "$keep" | xargs -r -d '\n' rm -f
+# OpenSSL's configuration headers sit in Debian's multiarch folder, which the build does not
+# search (a node without OpenSSL headers of its own would miss them): beside the others.
+mv "$B"/include/x86_64-linux-gnu/openssl/*.h "$B/include/openssl/"
 find "${INCLUDE_DIRS[@]}" -depth -type d -empty -delete
 # libtorch-free sanity: no stray libstdc++/libz from Debian shadowing the node's own
 find "$OUT.tmp" -regextype posix-extended -regex '.*/(libstdc\+\+|libz|libgcc_s)\.so.*' -delete
