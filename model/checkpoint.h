@@ -44,6 +44,19 @@ struct Checkpoint {
 // Throws cnp::Error with a one-line message naming the file and the problem.
 Checkpoint read_checkpoint(const std::string& path);
 
+// The same from the file's bytes already in memory (to hash and parse one read of the file):
+// for a file holding `bytes`, read_checkpoint(path) and parse_checkpoint(bytes, path) give the
+// same checkpoint or the same error. `path` names the file in the checkpoint and in errors.
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path);
+
+// The bytes of a checkpoint file, for parse_checkpoint. Files larger than max_bytes are
+// refused before anything is allocated for them (a PyTorch checkpoint of the largest variant
+// is ~35 MB, ~100 MB with optimizer state). Throws cnp::Error with a one-line message naming
+// the file and the problem, the same as read_checkpoint's where the file cannot be read.
+constexpr uint64_t kMaxCheckpointFileBytes = uint64_t(4) << 30;
+std::string read_checkpoint_file(const std::string& path,
+                                 uint64_t max_bytes = kMaxCheckpointFileBytes);
+
 // Writes a checkpoint in PyTorch's zip format, loadable by torch.load:
 // {'epoch': epoch, container_key: OrderedDict(tensors)} (no 'epoch' entry when
 // epoch is empty; a bare OrderedDict when container_key is ""); archive_name is the

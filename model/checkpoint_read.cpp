@@ -1,7 +1,7 @@
-// read_checkpoint: zip (torch >= 1.6) and legacy PyTorch checkpoints, without
-// LibTorch. The pickles go through the restricted unpickler in pickle.cpp (see
-// there for why it is hand-written); storages are read with libzip or from the
-// legacy byte stream, and every tensor is materialised contiguous.
+// read_checkpoint and parse_checkpoint: zip (torch >= 1.6) and legacy PyTorch checkpoints,
+// from a file or from its bytes in memory, without LibTorch. The pickles go through the
+// restricted unpickler in pickle.cpp (see there for why it is hand-written); storages are read
+// with libzip or from the legacy byte stream, and every tensor is materialised contiguous.
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -310,10 +310,9 @@ StorageRef zip_storage_from_pid(const Unpickled& u, const Value& pid) {
   return pickle::storage_ref_from_pid(u, pid, 5);
 }
 
-void read_zip(const std::string& path, size_t file_size, Checkpoint* ck) {
-  // Straight from the file: storages are read into their tensors' buffers, with
-  // no whole-file copy (touching fresh memory is the main cost of a load).
-  zip::Reader reader = zip::Reader::open_file(path, "");
+// From the file (storages are read into their tensors' buffers, with no whole-file copy:
+// touching fresh memory is the main cost of a load) or from the file's bytes in memory.
+void read_zip(const zip::Reader& reader, size_t file_size, Checkpoint* ck) {
   std::string pkl;
   for (const std::string& name : reader.names()) {
     const std::string suffix = "/data.pkl";
@@ -358,21 +357,27 @@ void read_legacy(const std::string& data, Checkpoint* ck) {
   extract(parsed.object, storages, data.size(), ck);
 }
 
-}  // namespace
-
-Checkpoint read_checkpoint(const std::string& path) {
-  std::string head = read_whole_file(path, 4);
+// Both readers: the whole file in `bytes`, or (null) read from `path` as it is needed.
+Checkpoint read_from(const std::string& path, const std::string* bytes) {
+  const std::string head = bytes ? bytes->substr(0, 4) : read_whole_file(path, 4);
   Checkpoint ck;
   ck.path = path;
   try {
     if (head.empty()) throw Error("empty file (not a PyTorch checkpoint)");
     if (zip::looks_like_zip(head)) {
-      std::error_code ec;
-      size_t file_size = std::filesystem::file_size(path, ec);
-      if (ec) throw Error("cannot stat: " + ec.message());
-      read_zip(path, file_size, &ck);
+      if (bytes) {
+        read_zip(zip::Reader(*bytes, ""), bytes->size(), &ck);
+      } else {
+        std::error_code ec;
+        size_t file_size = std::filesystem::file_size(path, ec);
+        if (ec) throw Error("cannot stat: " + ec.message());
+        read_zip(zip::Reader::open_file(path, ""), file_size, &ck);
+      }
     } else if (static_cast<uint8_t>(head[0]) == 0x80) {
-      read_legacy(read_whole_file(path), &ck);
+      if (bytes)
+        read_legacy(*bytes, &ck);
+      else
+        read_legacy(read_whole_file(path), &ck);
     } else
       throw Error("not a PyTorch checkpoint (neither a zip archive nor a pickle)");
   } catch (const Error& e) {
@@ -383,6 +388,37 @@ Checkpoint read_checkpoint(const std::string& path) {
     throw Error(path + ": cannot read checkpoint: " + e.what());
   }
   return ck;
+}
+
+}  // namespace
+
+Checkpoint read_checkpoint(const std::string& path) {
+  return read_from(path, nullptr);
+}
+
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path) {
+  return read_from(path, &bytes);
+}
+
+std::string read_checkpoint_file(const std::string& path, uint64_t max_bytes) {
+  const auto too_large = [&](const std::string& size) {
+    return Error(path + ": " + size + " bytes, more than a checkpoint may hold (" +
+                 std::to_string(max_bytes) + ")");
+  };
+  // Regular files are refused by their size, before any allocation; others (pipes, a file
+  // that grows while it is read) when the read passes the limit.
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > max_bytes) throw too_large(std::to_string(size));
+  std::string data;
+  try {
+    data =
+        read_whole_file(path, static_cast<size_t>(std::min<uint64_t>(max_bytes, SIZE_MAX - 1)) + 1);
+  } catch (const std::bad_alloc&) {
+    throw Error(path + ": out of memory while reading the checkpoint");
+  }
+  if (data.size() > max_bytes) throw too_large("more than " + std::to_string(max_bytes));
+  return data;
 }
 
 }  // namespace cnp::model

@@ -69,7 +69,9 @@ Reader Reader::open_file(const std::string& path, const std::string& label) {
 }
 
 Reader::Reader(Reader&& other) noexcept
-    : label_(std::move(other.label_)), archive_(other.archive_) {
+    : label_(std::move(other.label_)),
+      archive_(other.archive_),
+      archive_size_(other.archive_size_) {
   other.archive_ = nullptr;
 }
 

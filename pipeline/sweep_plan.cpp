@@ -179,14 +179,19 @@ std::vector<std::string> validate_plan(Plan& plan, const ValidationOptions& opti
     }
     model::Checkpoint checkpoint;
     try {
-      // The hash (the resume ledger's key) reads the file a second time (read_checkpoint
-      // takes a path): on its own thread, beside the parse. A failed parse still waits for
-      // it (the future's destructor).
-      std::future<std::string> hash =
-          std::async(std::launch::async, [&path] { return sha256_file(path); });
+      // The file is read once: its bytes are hashed (the resume ledger's key) on their own
+      // thread while they are parsed here, so the hash is of the bytes that were checked. A
+      // failed parse still waits for the hash (the future's destructor) before the bytes go.
+      std::string bytes;
       {
         TimeInto timed(this_rank_timing().checkpoint_read_s);
-        checkpoint = model::read_checkpoint(path);
+        bytes = model::read_checkpoint_file(path);
+      }
+      std::future<std::string> hash =
+          std::async(std::launch::async, [&bytes] { return sha256_hex(bytes); });
+      {
+        TimeInto timed(this_rank_timing().checkpoint_read_s);
+        checkpoint = model::parse_checkpoint(bytes, path);
       }
       info.format = checkpoint.format;
       info.epoch_field = checkpoint.epoch;

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/error.h"
+
 namespace cnp::test {
 
 void run_generator(const std::string& args) {
@@ -41,6 +43,36 @@ void expect_tensors_match(const model::Checkpoint& ck, const nlohmann::json& ent
       ASSERT_EQ(f.size() * 4, fs);
       EXPECT_EQ(std::memcmp(f.data(), bin.data() + fo, fs), 0) << "to_float differs from torch";
     }
+  }
+}
+
+void expect_bytes_reader_agrees(const std::string& path) {
+  model::Checkpoint by_path, by_bytes;
+  std::string path_error, bytes_error;
+  try {
+    by_path = model::read_checkpoint(path);
+  } catch (const Error& e) {
+    path_error = e.what();
+  }
+  try {
+    by_bytes = model::parse_checkpoint(model::read_checkpoint_file(path), path);
+  } catch (const Error& e) {
+    bytes_error = e.what();
+  }
+  EXPECT_EQ(bytes_error, path_error) << path;
+  if (!path_error.empty() || !bytes_error.empty()) return;
+  EXPECT_EQ(by_bytes.path, by_path.path);
+  EXPECT_EQ(by_bytes.format, by_path.format) << path;
+  EXPECT_EQ(by_bytes.archive_name, by_path.archive_name) << path;
+  EXPECT_EQ(by_bytes.container_key, by_path.container_key) << path;
+  EXPECT_EQ(by_bytes.epoch, by_path.epoch) << path;
+  ASSERT_EQ(by_bytes.tensors.size(), by_path.tensors.size()) << path;
+  for (size_t k = 0; k < by_path.tensors.size(); ++k) {
+    const auto& [name, t] = by_path.tensors[k];
+    EXPECT_EQ(by_bytes.tensors[k].first, name) << path;
+    EXPECT_EQ(by_bytes.tensors[k].second.dtype, t.dtype) << path << " / " << name;
+    EXPECT_EQ(by_bytes.tensors[k].second.shape, t.shape) << path << " / " << name;
+    EXPECT_TRUE(by_bytes.tensors[k].second.bytes == t.bytes) << path << " / " << name;
   }
 }
 

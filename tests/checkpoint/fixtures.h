@@ -19,4 +19,8 @@ nlohmann::json load_manifest(const std::string& dir);
 void expect_tensors_match(const model::Checkpoint& ck, const nlohmann::json& entry,
                           const std::string& bin);
 
+// read_checkpoint(path) against parse_checkpoint(read_checkpoint_file(path), path): EXPECTs
+// the same error message, or the same checkpoint (every field, every tensor's bytes).
+void expect_bytes_reader_agrees(const std::string& path);
+
 }  // namespace cnp::test

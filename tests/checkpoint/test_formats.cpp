@@ -85,6 +85,21 @@ TEST_F(CheckpointFormats, ZipAndLegacyGiveTheSameTensors) {
   }
 }
 
+// The sweep hashes and parses one read of each file (parse_checkpoint); cnp inspect, bench and
+// the passes read from the path. Both must give the same checkpoint for every fixture.
+TEST_F(CheckpointFormats, BytesInMemoryGiveTheSameCheckpointAsThePath) {
+  ASSERT_GE(manifest_["checkpoints"].size(), 12u);
+  for (const auto& e : manifest_["checkpoints"]) {
+    test::expect_bytes_reader_agrees(dir_ + "/" + e["file"].get<std::string>());
+  }
+  test::expect_bytes_reader_agrees(dir_ + "/ConvNeXtPose_L.tar");
+  const std::string path = dir_ + "/small.pth";
+  Checkpoint ck = parse_checkpoint(read_checkpoint_file(path), path);
+  EXPECT_EQ(ck.path, path);
+  EXPECT_EQ(ck.format, "zip");
+  EXPECT_FALSE(ck.tensors.empty());
+}
+
 TEST_F(CheckpointFormats, ViewsAreMaterialisedContiguous) {
   Checkpoint ck = read_checkpoint(dir_ + "/views.pth");
   const TensorData* t = ck.find("transposed");

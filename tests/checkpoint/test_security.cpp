@@ -3,6 +3,9 @@
 // file valid, a normal result) and never crash, hang or allocate wildly.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -124,6 +127,69 @@ TEST_F(CheckpointSecurity, BitFlipsFailCleanlyOrReadValidData) {
     EXPECT_GT(failed, 0) << file;
     EXPECT_EQ(failed + read, 600);
   }
+}
+
+// parse_checkpoint on the bytes of a broken file fails exactly as read_checkpoint on the file
+// (the sweep's validation uses the one, cnp inspect and the passes the other): every
+// truncation, the bit flips above, the non-checkpoints and the hostile files.
+TEST_F(CheckpointSecurity, BytesInMemoryFailAsThePathDoes) {
+  for (const std::string file : {"valid.pth", "valid_legacy.pth"}) {
+    const std::string bytes = read_file(dir_ + "/" + file);
+    test::expect_bytes_reader_agrees(dir_ + "/" + file);
+    const std::string cut = dir_ + "/bytes_cut_" + file;
+    for (size_t len = 0; len < bytes.size(); len += (len < 400 ? 1 : 487)) {
+      write_bytes(cut, bytes.substr(0, len));
+      test::expect_bytes_reader_agrees(cut);
+    }
+    const std::string flipped = dir_ + "/bytes_flip_" + file;
+    uint32_t state = 12345;
+    for (int n = 0; n < 600; ++n) {
+      state = state * 1664525u + 1013904223u;
+      size_t pos = (n % 2 ? state % bytes.size() : state % std::min<size_t>(2048, bytes.size()));
+      std::string copy = bytes;
+      copy[pos] = static_cast<char>(copy[pos] ^ (1 << ((state >> 16) % 8)));
+      write_bytes(flipped, copy);
+      test::expect_bytes_reader_agrees(flipped);
+    }
+  }
+  for (const char* group : {"malicious", "inflating"}) {
+    for (const auto& c : manifest_[group])
+      test::expect_bytes_reader_agrees(dir_ + "/" + c["file"].get<std::string>());
+  }
+  write_bytes(dir_ + "/bytes_empty.pth", "");
+  write_bytes(dir_ + "/bytes_notes.txt", "this is not a checkpoint\n");
+  for (const std::string& path :
+       {dir_ + "/bytes_empty.pth", dir_ + "/bytes_notes.txt", dir_ + "/does_not_exist.pth", dir_}) {
+    test::expect_bytes_reader_agrees(path);
+  }
+}
+
+// read_checkpoint_file refuses a file larger than its limit with one line naming the file:
+// a regular file by its size before reading, a pipe once the read passes the limit.
+TEST_F(CheckpointSecurity, FileReadIsBounded) {
+  const std::string path = dir_ + "/bytes_1000.pth";
+  write_bytes(path, std::string(1000, 'x'));
+  EXPECT_EQ(read_checkpoint_file(path, 1000).size(), 1000u);
+  try {
+    read_checkpoint_file(path, 999);
+    ADD_FAILURE() << "a file over the limit was read";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), path + ": 1000 bytes, more than a checkpoint may hold (999)");
+  }
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const std::string data(2000, 'y');
+  ASSERT_EQ(::write(fds[1], data.data(), data.size()), 2000);
+  ::close(fds[1]);
+  const std::string pipe_path = "/proc/self/fd/" + std::to_string(fds[0]);
+  try {
+    read_checkpoint_file(pipe_path, 1000);
+    ADD_FAILURE() << "a pipe over the limit was read";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              pipe_path + ": more than 1000 bytes, more than a checkpoint may hold (1000)");
+  }
+  ::close(fds[0]);
 }
 
 // Storage bytes are bounded by the declared elements: a small zip entry that would
