@@ -101,6 +101,16 @@ TEST_F(CheckpointSecurity, EveryTruncationFails) {
   }
 }
 
+// The n-th of a reproducible series of one-bit corruptions of `bytes` (`state`: the series'
+// generator). Half the flips hit the first 2 KiB (headers, pickle), half anywhere.
+std::string with_bit_flipped(const std::string& bytes, int n, uint32_t& state) {
+  state = state * 1664525u + 1013904223u;
+  const size_t pos = (n % 2 ? state % bytes.size() : state % std::min<size_t>(2048, bytes.size()));
+  std::string copy = bytes;
+  copy[pos] = static_cast<char>(copy[pos] ^ (1 << ((state >> 16) % 8)));
+  return copy;
+}
+
 TEST_F(CheckpointSecurity, BitFlipsFailCleanlyOrReadValidData) {
   for (const std::string file : {"valid.pth", "valid_legacy.pth"}) {
     const std::string bytes = read_file(dir_ + "/" + file);
@@ -108,12 +118,7 @@ TEST_F(CheckpointSecurity, BitFlipsFailCleanlyOrReadValidData) {
     int failed = 0, read = 0;
     uint32_t state = 12345;
     for (int n = 0; n < 600; ++n) {
-      state = state * 1664525u + 1013904223u;
-      // Half the flips hit the first 2 KiB (headers, pickle), half anywhere.
-      size_t pos = (n % 2 ? state % bytes.size() : state % std::min<size_t>(2048, bytes.size()));
-      std::string copy = bytes;
-      copy[pos] = static_cast<char>(copy[pos] ^ (1 << ((state >> 16) % 8)));
-      write_bytes(flipped, copy);
+      write_bytes(flipped, with_bit_flipped(bytes, n, state));
       try {
         Checkpoint ck = read_checkpoint(flipped);
         for (const auto& [name, t] : ck.tensors)
@@ -144,11 +149,7 @@ TEST_F(CheckpointSecurity, BytesInMemoryFailAsThePathDoes) {
     const std::string flipped = dir_ + "/bytes_flip_" + file;
     uint32_t state = 12345;
     for (int n = 0; n < 600; ++n) {
-      state = state * 1664525u + 1013904223u;
-      size_t pos = (n % 2 ? state % bytes.size() : state % std::min<size_t>(2048, bytes.size()));
-      std::string copy = bytes;
-      copy[pos] = static_cast<char>(copy[pos] ^ (1 << ((state >> 16) % 8)));
-      write_bytes(flipped, copy);
+      write_bytes(flipped, with_bit_flipped(bytes, n, state));
       test::expect_bytes_reader_agrees(flipped);
     }
   }
