@@ -159,19 +159,22 @@ constexpr int64_t kGemmGrain = 96;  // rows per task: a multiple of the kernel's
 
 void OptimizedNetwork::gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out,
                             bool accumulate, bool relu) const {
+  parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
+    gemm_rows(a, k, layer, out, accumulate, relu, begin, end);
+  });
+}
+
+void OptimizedNetwork::gemm_rows(const float* a, int64_t k, const Linear& layer, float* out,
+                                 bool accumulate, bool relu, int64_t row_begin,
+                                 int64_t row_end) const {
   const int64_t n = layer.weight.size(0);
   const float* bias = layer.bias.data_ptr<float>();
-  if (layer.packed_bf16.defined()) {
-    const auto* packed = static_cast<const uint16_t*>(layer.packed_bf16.data_ptr());
-    parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
-      kernels::gemm_bias_bf16(a, k, packed, n, bias, out, accumulate, relu, begin, end);
-    });
-    return;
-  }
-  const float* packed = layer.packed.data_ptr<float>();
-  parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
-    kernels::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, begin, end);
-  });
+  if (layer.packed_bf16.defined())
+    kernels::gemm_bias_bf16(a, k, static_cast<const uint16_t*>(layer.packed_bf16.data_ptr()), n,
+                            bias, out, accumulate, relu, row_begin, row_end);
+  else
+    kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, bias, out, accumulate, relu,
+                       row_begin, row_end);
 }
 
 torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& layer,
@@ -263,17 +266,6 @@ torch::Tensor OptimizedNetwork::backbone(const torch::Tensor& image) const {
   return x.mul_(final_scale_).add_(final_shift_);
 }
 
-void OptimizedNetwork::gemm_serial(const float* a, int64_t m, int64_t k, const Linear& layer,
-                                   float* out, bool accumulate, bool relu) const {
-  const int64_t n = layer.weight.size(0);
-  const float* bias = layer.bias.data_ptr<float>();
-  if (layer.packed_bf16.defined())
-    kernels::gemm_bias_bf16(a, k, static_cast<const uint16_t*>(layer.packed_bf16.data_ptr()), n,
-                            bias, out, accumulate, relu, 0, m);
-  else
-    kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, bias, out, accumulate, relu, 0, m);
-}
-
 // A depthwise conv and the one or two 1x1 convs after it, one tile of image rows at a time:
 // the tile's depthwise output and hidden layer stay in this thread's cache instead of making a
 // round trip through memory (for stage 0 of a batch of 8 the 4C-wide hidden layer alone is
@@ -310,10 +302,10 @@ torch::Tensor OptimizedNetwork::fused_rows(const torch::Tensor& x, const Depthwi
     float* tile_out = result + begin * w * out_c;
     kernels::depthwise_conv_nhwc(in, dw_weight, dw_bias, dw_out, h, w, c, dw.kernel, false, begin,
                                  end);
-    if (!second) return gemm_serial(dw_out, pixels, c, first, tile_out, false, true);
-    gemm_serial(dw_out, pixels, c, first, hidden, false, true);
+    if (!second) return gemm_rows(dw_out, c, first, tile_out, false, true, 0, pixels);
+    gemm_rows(dw_out, c, first, hidden, false, true, 0, pixels);
     if (residual) std::memcpy(tile_out, in + begin * w * c, sizeof(float) * pixels * c);
-    gemm_serial(hidden, pixels, hidden_c, *second, tile_out, residual, false);
+    gemm_rows(hidden, hidden_c, *second, tile_out, residual, false, 0, pixels);
   });
   return out;
 }
