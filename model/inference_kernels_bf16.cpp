@@ -68,19 +68,7 @@ void micro(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t pairs,
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, b[v]);
     }
   }
-  __mmask16 mask[NV];
-  __m512 bias_v[NV];
-#pragma GCC unroll 2
-  for (int v = 0; v < NV; ++v) {
-    mask[v] = lanes(cols - 16 * v);
-    bias_v[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v)
-      avx512_store::store_output(out + r * ldo + 16 * v, _mm512_add_ps(acc[r][v], bias_v[v]),
-                                 mask[v], accumulate, relu);
+  avx512_store::store_tile<ROWS, NV>(acc, bias, out, ldo, cols, accumulate, relu);
 }
 
 using Micro = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, const float*, float*,
