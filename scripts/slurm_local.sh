@@ -62,6 +62,9 @@ start_munge() {
 }
 
 write_conf() {
+  # cred_expire: how long a killed job's credential stays revoked, which is also how long Slurm
+  # holds a requeued job before starting it again (default 120 s). Starting it sooner by hand
+  # races the revocation ("Job credential revoked": the job fails instead of running).
   mkdir -p "$STATE/ctld" "$STATE/spool" "$STATE/log"
   # CPUs/RealMemory as slurmd sees them, so the node registers without a mismatch.
   local node
@@ -76,6 +79,7 @@ SlurmdUser=root
 SlurmctldPort=${CNP_SLURMCTLD_PORT:-6817}
 SlurmdPort=${CNP_SLURMD_PORT:-6818}
 AuthType=auth/munge
+AuthInfo=cred_expire=20
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/spool/%n
 SlurmctldPidFile=$STATE/slurmctld.pid
