@@ -46,6 +46,14 @@ cv::Mat crop_transform(const std::array<double, 4>& bbox) {
 }
 }  // namespace
 
+std::array<double, 6> crop_affine(const std::array<double, 4>& bbox) {
+  const cv::Mat m = crop_transform(bbox);
+  std::array<double, 6> out{};
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 3; ++c) out[r * 3 + c] = m.at<double>(r, c);
+  return out;
+}
+
 void crop_image(const uint8_t* bgr, int width, int height, const std::array<double, 4>& bbox,
                 uint8_t* crop) {
   const cv::Mat image(height, width, CV_8UC3, const_cast<uint8_t*>(bgr));

@@ -16,6 +16,10 @@ constexpr int kInputFloats = 3 * kInputSize * kInputSize;  // float CHW, RGB, no
 bool process_gt_bbox(const std::array<double, 4>& bbox, int width, int height,
                      std::array<double, 4>& out);
 
+// The 2x3 affine matrix (row-major) that maps the box into the 256x256 crop, as
+// cv2.getAffineTransform gives it for the reference's float32 points.
+std::array<double, 6> crop_affine(const std::array<double, 4>& bbox);
+
 // Decodes an image (BGR, 8 bit) and warps `bbox` into a 256x256 uint8 BGR crop
 // (HWC). Throws cnp::Error naming the file when it is missing or corrupt.
 void crop_image_file(const std::string& path, const std::array<double, 4>& bbox, uint8_t* crop);

@@ -67,7 +67,7 @@ cmake -S . -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release ${CNP_G
   > "$LOGS/configure.log" 2>&1 || { tail -60 "$LOGS/configure.log"; fail "configure"; }
 grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$LOGS/configure.log" | head -20
 TESTS=(${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
-TARGETS=(cnp cnp_sweep bench_datapath "${TESTS[@]}")
+TARGETS=(cnp cnp_sweep bench_datapath bench_crop_dump "${TESTS[@]}")
 # Keep going past a failing file so one run shows every compile error.
 KEEP_GOING=(-k 0)
 [ ${#GENERATOR[@]} -eq 0 ] && KEEP_GOING=(-k)
@@ -218,6 +218,29 @@ if [ "$DEVICE" != cpu ]; then
         --sample-every "$FID_EVERY" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['mpjpe'])")
   row "fidelity XS e70: reference on $DEVICE without cuDNN mm" "${ref:-?}"
 fi
+
+step "crop fidelity: this machine's cv2 against cnp's decoding, affine matrix and warp"
+# Which preprocessing step moves the reference when its cv2 is not Debian's (PyPI's wheel here).
+if timeout 120 "$WORK/build/bench/bench_crop_dump" "$DATA" "$WORK/crop_dump" "$FID_EVERY" 48 \
+    > "$LOGS/crop_fidelity.log" 2>&1 &&
+   timeout 120 "$PY" bench/crop_fidelity.py "$WORK/crop_dump" >> "$LOGS/crop_fidelity.log" 2>&1; then
+  grep -v '|' "$LOGS/crop_fidelity.log"
+  while IFS='|' read -r k val; do row "$k" "$val"; done < <(grep '|' "$LOGS/crop_fidelity.log")
+else
+  tail -5 "$LOGS/crop_fidelity.log"; row "crop fidelity" "FAILED"
+fi
+
+step "ranks per node: mpirun -np 2 on this node's $DEVICE"
+# On a GPU, two ranks on a one-GPU node must be refused with both numbers; on the CPU dry run the
+# same two ranks must give the one-rank MPJPE.
+rm -rf "$WORK/fid_2ranks"
+sed -e "s|output: .*|output: $WORK/fid_2ranks|" "$WORK/fid_$DEVICE.yaml" > "$WORK/fid_2ranks.yaml"
+timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$SWEEP" "$WORK/fid_2ranks.yaml" \
+  > "$LOGS/two_ranks.log" 2>&1
+rc=$?
+msg=$(grep -m1 -E "GPU|error" "$LOGS/two_ranks.log")
+two=$("$PY" -c "import glob,json; print(json.load(open(glob.glob('$WORK/fid_2ranks/jobs/*.json')[0]))['metrics']['mpjpe'])" 2>/dev/null)
+row "2 ranks, $DEVICE: exit code, MPJPE, first error" "$rc, ${two:-none}, ${msg:-none}"
 
 echo
 echo "=== gpu_check on $GPU, $CPU ($NPROC cores)"
