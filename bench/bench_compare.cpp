@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/files.h"
 #include "model/architecture.h"
 #include "pipeline/plots.h"
 #include "pipeline/report.h"
@@ -95,6 +96,6 @@ int main(int argc, char** argv) {
   std::printf("comparison incl. bootstrap (%d resamples): %.3f s wall, %.3f s CPU\n",
               json["bootstrap"]["resamples"].get<int>(), stats_s, stats_cpu);
   std::printf("pictures (%zu files): %.3f s\n", pictures.size(), plots_s);
-  std::filesystem::remove_all(dir);
+  cnp::remove_tree(dir);
   return 0;
 }

@@ -71,7 +71,7 @@ double from_cache(const std::string& path) {
 int main(int argc, char** argv) {
   const std::string work = argc > 1 ? argv[1] : "/tmp/cnp_bench_data";
   const double json_mb = argc > 2 ? std::stod(argv[2]) : 200.0;
-  fs::remove_all(work);
+  cnp::remove_tree(work);
 
   // 1. The default synthetic set (1000 px, frames {0, 1}).
   cnp::data::SynthOptions synth;
@@ -109,13 +109,13 @@ int main(int argc, char** argv) {
   big.frames = 20;
   auto total_bytes = [&] {
     uintmax_t bytes = 0;
-    for (const auto& e : fs::directory_iterator(big.out_dir + "/annotations"))
-      bytes += e.file_size();
+    const std::string dir = big.out_dir + "/annotations";
+    for (const auto& name : cnp::list_directory(dir)) bytes += fs::file_size(dir + "/" + name);
     return bytes;
   };
   cnp::data::write_synthetic_h36m(big);
   big.frames = std::max(20, static_cast<int>(20 * json_mb * 1e6 / total_bytes()));
-  fs::remove_all(big.out_dir);
+  cnp::remove_tree(big.out_dir);
   cnp::data::write_synthetic_h36m(big);
   const double mb = total_bytes() / 1e6;
   cnp::data::TestSetOptions json_options;
@@ -140,6 +140,6 @@ int main(int argc, char** argv) {
   std::cout << "nlohmann DOM parse of one data file (" << text.size() / 1e6
             << " MB): " << text.size() / 1e6 / t_dom << " MB/s wall, " << text.size() / 1e6 / cpu
             << " MB/s per CPU second (for comparison)\n";
-  fs::remove_all(work);
+  cnp::remove_tree(work);
   return dom.is_object() ? 0 : 1;
 }

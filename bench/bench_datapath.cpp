@@ -8,13 +8,18 @@
 // (normalise and flip on the device), batches of 64, in samples per wall second.
 // usage: bench_datapath [WORK_DIR] [NODE_CORES] [DEVICE]
 //        (defaults: /tmp/cnp_bench_datapath, 16, none)
+#include <execinfo.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "bench/bench_clock.h"
+#include "common/files.h"
 #include "data/cache.h"
 #include "data/h36m.h"
 #include "data/preprocess.h"
@@ -60,13 +65,24 @@ double device_input_rate(const std::string& device, const std::vector<uint8_t>& 
   return samples / (cnp::bench::wall_seconds() - start);
 }
 
+// GPU nodes rarely have a debugger: a crash prints its stack (symbols via -rdynamic) and dies.
+void print_stack_and_die(int signal) {
+  void* frames[64];
+  backtrace_symbols_fd(frames, backtrace(frames, 64), STDERR_FILENO);
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::signal(SIGSEGV, print_stack_and_die);
+  std::signal(SIGBUS, print_stack_and_die);
+  std::cout << std::unitbuf;  // each figure reaches the log even if a later step crashes
   const std::string work = argc > 1 ? argv[1] : "/tmp/cnp_bench_datapath";
   const int node_cores = argc > 2 ? std::stoi(argv[2]) : 16;
   const std::string device = argc > 3 ? argv[3] : "";
-  fs::remove_all(work);
+  cnp::remove_tree(work);
   cnp::data::SynthOptions synth;  // 1000 x 1000 JPEGs, like Human3.6M's frames
   synth.out_dir = work + "/synth";
   cnp::data::write_synthetic_h36m(synth);
@@ -104,9 +120,8 @@ int main(int argc, char** argv) {
   if (!device.empty()) {
     const double rate = device_input_rate(device, crops, n);
     std::cout << "uint8 -> normalised + flipped on " << device
-              << " (the sweep's staged path, batches of 64): " << rate
-              << " samples/s (wall)\n";
+              << " (the sweep's staged path, batches of 64): " << rate << " samples/s (wall)\n";
   }
-  fs::remove_all(work);
+  cnp::remove_tree(work);
   return 0;
 }

@@ -1,10 +1,13 @@
 #include "common/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -124,17 +127,72 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
 }
 
+namespace {
+// nftw's callbacks take no user data: each walk collects into this thread's list.
+thread_local std::vector<std::string>* walk_files = nullptr;
+thread_local std::string walk_error;
+
+int collect_regular_file(const char* path, const struct stat*, int type, struct FTW*) {
+  if (type == FTW_F) walk_files->push_back(path);
+  return 0;
+}
+
+int remove_entry(const char* path, const struct stat*, int type, struct FTW*) {
+  if (type == FTW_DNR || type == FTW_NS) {
+    walk_error = std::string(path) + ": cannot read while removing it";
+    return 1;
+  }
+  if (::remove(path) != 0 && errno != ENOENT) {
+    walk_error = std::string(path) + ": cannot remove: " + errno_text();
+    return 1;
+  }
+  return 0;
+}
+
+constexpr int kWalkOpenDirectories = 32;
+}  // namespace
+
+std::vector<std::string> list_directory(const std::string& dir) {
+  std::unique_ptr<DIR, int (*)(DIR*)> handle(::opendir(dir.c_str()), ::closedir);
+  if (!handle) throw Error(dir + ": cannot list: " + errno_text());
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* entry = ::readdir(handle.get())) {
+    const std::string name = entry->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+    errno = 0;
+  }
+  if (errno != 0) throw Error(dir + ": cannot list: " + errno_text());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void remove_tree(const std::string& path) {
+  struct stat info;
+  if (::lstat(path.c_str(), &info) != 0) {
+    if (errno == ENOENT) return;
+    throw Error(path + ": cannot remove: " + errno_text());
+  }
+  walk_error.clear();
+  // Children before their directory (FTW_DEPTH); links removed, not followed (FTW_PHYS).
+  const int rc = ::nftw(path.c_str(), remove_entry, kWalkOpenDirectories, FTW_DEPTH | FTW_PHYS);
+  if (rc != 0)
+    throw Error(walk_error.empty() ? path + ": cannot remove: " + errno_text() : walk_error);
+}
+
 std::vector<std::string> remove_stale_temporaries(const std::string& dir, long max_age_seconds) {
   std::vector<std::string> removed;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return removed;
   const std::string here = host_name();
   const auto now = fs::file_time_type::clock::now();
-  auto options = fs::directory_options::skip_permission_denied;
-  for (fs::recursive_directory_iterator it(dir, options, ec), end; !ec && it != end;
-       it.increment(ec)) {
-    if (!it->is_regular_file(ec)) continue;
-    const std::string name = it->path().filename().string();
+  std::vector<std::string> files;
+  walk_files = &files;
+  // Unreadable subdirectories are passed over, as before (skip_permission_denied).
+  ::nftw(dir.c_str(), collect_regular_file, kWalkOpenDirectories, FTW_PHYS);
+  walk_files = nullptr;
+  for (const std::string& path : files) {
+    const std::string name = fs::path(path).filename().string();
     // <file>.tmp.<host>.<pid> or <file>.tmp.<pid>: the pid is the last dot-separated part.
     const size_t tmp = name.rfind(".tmp.");
     if (tmp == std::string::npos || tmp == 0) continue;
@@ -151,11 +209,10 @@ std::vector<std::string> remove_stale_temporaries(const std::string& dir, long m
       stale = pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
     } else {
       std::error_code time_ec;
-      const auto written = fs::last_write_time(it->path(), time_ec);
+      const auto written = fs::last_write_time(path, time_ec);
       stale = !time_ec && now - written > std::chrono::seconds(max_age_seconds);
     }
-    if (stale && fs::remove(it->path(), ec)) removed.push_back(it->path().string());
-    ec.clear();
+    if (stale && ::unlink(path.c_str()) == 0) removed.push_back(path);
   }
   return removed;
 }

@@ -24,6 +24,19 @@ std::string temporary_name(const std::string& path);
 std::vector<std::string> remove_stale_temporaries(const std::string& dir,
                                                   long max_age_seconds = 24 * 3600);
 
+// Directory walks go through glibc (readdir, nftw), not std::filesystem's iterators or
+// remove_all: the PyTorch wheels' libtorch_cpu.so exports its own, older copy of libstdc++'s
+// recursive_directory_iterator (pytorch/pytorch#133437), and a binary linked to it crashed in
+// std::filesystem::remove_all on an H200 node (gpu_check, bench_datapath).
+
+// The names in `dir` (without "." and ".."), sorted. Throws cnp::Error naming `dir` and the
+// reason when it cannot be listed.
+std::vector<std::string> list_directory(const std::string& dir);
+
+// Removes `path` and everything under it, never following symbolic links. A missing path is
+// not an error; anything that cannot be removed throws cnp::Error naming it.
+void remove_tree(const std::string& path);
+
 // Lower-case hex SHA-256 of a file's bytes (streamed; works on large files).
 std::string sha256_file(const std::string& path);
 std::string sha256_hex(const std::string& bytes);

@@ -272,12 +272,11 @@ std::vector<JobResult> load_job_results(const std::string& output_dir) {
   if (!fs::is_directory(dir, ec))
     throw Error(dir.string() + ": no such result directory (expected <output>/jobs)");
   std::vector<std::string> files;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (entry.is_regular_file() && entry.path().extension() == ".json")
-      files.push_back(entry.path().string());
+  for (const std::string& name : list_directory(dir.string())) {
+    const fs::path path = dir / name;
+    if (path.extension() == ".json" && fs::is_regular_file(path, ec))
+      files.push_back(path.string());
   }
-  if (ec) throw Error(dir.string() + ": cannot list: " + ec.message());
-  std::sort(files.begin(), files.end());
   std::vector<JobResult> results;
   for (const auto& file : files) {
     results.push_back(job_result_from_json(read_file(file), file));

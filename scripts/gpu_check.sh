@@ -63,9 +63,10 @@ cmake -S . -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release ${CNP_G
   -DHDF5_USE_STATIC_LIBRARIES=ON -DHDF5_C_INCLUDE_DIR="$B/include/hdf5/serial" \
   -DHDF5_hdf5_LIBRARY_RELEASE="$LIB/hdf5/serial/libhdf5.a" \
   -DMPI_CXX_COMPILER="$B/bin/mpicxx" -DMPI_C_COMPILER="$B/bin/mpicc" \
+  -DCNP_PYTHON="$(command -v "$PY")" \
   ${CRYPTO:+-DOPENSSL_CRYPTO_LIBRARY="$CRYPTO"} "${NCCL_FLAGS[@]}" \
-  > "$LOGS/configure.log" 2>&1 || { tail -60 "$LOGS/configure.log"; fail "configure"; }
-grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$LOGS/configure.log" | head -20
+  > "$WORK/configure.log" 2>&1 || { tail -60 "$WORK/configure.log"; fail "configure"; }
+grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$WORK/configure.log" | head -20
 TESTS=(${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
 TARGETS=(cnp cnp_sweep bench_datapath bench_crop_dump "${TESTS[@]}")
 # Keep going past a failing file so one run shows every compile error.
@@ -130,7 +131,17 @@ if timeout 180 "$WORK/build/bench/bench_datapath" "$WORK/datapath" "$NPROC" "$DE
     -e 's/^uint8 -> normalised + flipped on \([^ ]*\).*: \(.*\)/uint8 -> normalised + flipped on \1|\2/p' \
     "$LOGS/datapath.log")
 else
-  tail -5 "$LOGS/datapath.log"; row "bench_datapath" "FAILED"
+  tail -40 "$LOGS/datapath.log"; row "bench_datapath" "FAILED (stack in datapath.log)"
+  # Which part fails: the same without the device step, then under gdb where the node has it.
+  timeout 180 "$WORK/build/bench/bench_datapath" "$WORK/datapath" "$NPROC" >> "$LOGS/datapath.log" 2>&1
+  row "bench_datapath without the device step: exit code" "$?"
+  if command -v gdb > /dev/null; then
+    timeout 120 gdb -batch -ex run -ex bt --args "$WORK/build/bench/bench_datapath" \
+      "$WORK/datapath" "$NPROC" "$DEVICE" >> "$LOGS/datapath.log" 2>&1
+    grep -A30 "received signal" "$LOGS/datapath.log"
+  else
+    row "gdb" "not on this node"
+  fi
 fi
 
 step "end-to-end sweep vs reference-shaped Python evaluation (same GPU)"
@@ -141,7 +152,7 @@ VARIANTS=(${CNP_GPU_CHECK_E2E_VARIANTS:-XS S M L})
 EPOCHS=(69 70)
 EVERY=${CNP_GPU_CHECK_SAMPLE_EVERY:-64}
 [ -d "$DATA/annotations" ] || timeout 300 "$CNP" synth "$DATA" --kept-frames 16 \
-  --variants "${VARIANTS[@]}" --epochs "${EPOCHS[@]}" > "$LOGS/synth.log" 2>&1 || fail "cnp synth"
+  --variants "${VARIANTS[@]}" --epochs "${EPOCHS[@]}" > "$WORK/synth.log" 2>&1 || { tail "$WORK/synth.log"; fail "cnp synth"; }
 join() { local IFS=,; echo "$*"; }
 cat > "$WORK/e2e.yaml" <<YAML
 name: e2e
@@ -219,15 +230,32 @@ if [ "$DEVICE" != cpu ]; then
   row "fidelity XS e70: reference on $DEVICE without cuDNN mm" "${ref:-?}"
 fi
 
+step "resume on $DEVICE: the same sweep again over its finished output, with a stale temporary"
+# Rerunning into an existing output walks it (stale temporaries, the finished jobs): the code
+# that must not use the std::filesystem iterators PyTorch's libtorch_cpu.so exports its own
+# copy of (pytorch/pytorch#133437).
+TORCH_CPU=$("$PY" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))' 2>/dev/null)
+if [ -f "$TORCH_CPU" ] && command -v nm > /dev/null; then
+  row "libtorch_cpu.so: exported std::filesystem symbols" \
+    "$(nm -D --defined-only "$TORCH_CPU" | grep -c 'St10filesystem') (recursive_directory_iterator: $(nm -D --defined-only "$TORCH_CPU" | grep -c recursive_directory_iterator))"
+fi
+STALE=$WORK/fid_$DEVICE/jobs/stale.json.tmp.$(hostname).999999999
+mkdir -p "$(dirname "$STALE")" && echo partial > "$STALE"
+timeout 120 "$SWEEP" "$WORK/fid_$DEVICE.yaml" > "$WORK/resume.log" 2>&1
+rc=$?
+tail -3 "$WORK/resume.log"
+row "resume: exit code, stale temporary removed, jobs line" \
+  "$rc, $([ -e "$STALE" ] && echo no || echo yes), $(grep -o 'jobs: .*total' "$WORK/resume.log" | tail -1)"
+
 step "crop fidelity: this machine's cv2 against cnp's decoding, affine matrix and warp"
 # Which preprocessing step moves the reference when its cv2 is not Debian's (PyPI's wheel here).
 if timeout 120 "$WORK/build/bench/bench_crop_dump" "$DATA" "$WORK/crop_dump" "$FID_EVERY" 48 \
-    > "$LOGS/crop_fidelity.log" 2>&1 &&
-   timeout 120 "$PY" bench/crop_fidelity.py "$WORK/crop_dump" >> "$LOGS/crop_fidelity.log" 2>&1; then
-  grep -v '|' "$LOGS/crop_fidelity.log"
-  while IFS='|' read -r k val; do row "$k" "$val"; done < <(grep '|' "$LOGS/crop_fidelity.log")
+    > "$WORK/crop_fidelity.log" 2>&1 &&
+   timeout 120 "$PY" bench/crop_fidelity.py "$WORK/crop_dump" >> "$WORK/crop_fidelity.log" 2>&1; then
+  grep -v '|' "$WORK/crop_fidelity.log"
+  while IFS='|' read -r k val; do row "$k" "$val"; done < <(grep '|' "$WORK/crop_fidelity.log")
 else
-  tail -5 "$LOGS/crop_fidelity.log"; row "crop fidelity" "FAILED"
+  tail -5 "$WORK/crop_fidelity.log"; row "crop fidelity" "FAILED"
 fi
 
 step "ranks per node: mpirun -np 2 on this node's $DEVICE"
@@ -238,7 +266,8 @@ sed -e "s|output: .*|output: $WORK/fid_2ranks|" "$WORK/fid_$DEVICE.yaml" > "$WOR
 timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 "$SWEEP" "$WORK/fid_2ranks.yaml" \
   > "$LOGS/two_ranks.log" 2>&1
 rc=$?
-msg=$(grep -m1 -E "GPU|error" "$LOGS/two_ranks.log")
+cat "$LOGS/two_ranks.log"
+msg=$(grep -v "dlopen" "$LOGS/two_ranks.log" | grep -m1 -E "GPU|rror")
 two=$("$PY" -c "import glob,json; print(json.load(open(glob.glob('$WORK/fid_2ranks/jobs/*.json')[0]))['metrics']['mpjpe'])" 2>/dev/null)
 row "2 ranks, $DEVICE: exit code, MPJPE, first error" "$rc, ${two:-none}, ${msg:-none}"
 

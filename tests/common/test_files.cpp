@@ -1,5 +1,6 @@
 // common/files: reads and atomic writes name the file and the reason on failure and
-// leave nothing behind; temporaries carry host and pid; stale ones are cleaned.
+// leave nothing behind; temporaries carry host and pid; stale ones are cleaned; directories
+// are listed and removed without std::filesystem's iterators.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -111,6 +112,65 @@ TEST(CommonFiles, RemovesOnlyStaleTemporaries) {
   for (const auto& f : {alive, remote_new, pid_only_new, not_temporary})
     EXPECT_TRUE(fs::exists(f)) << f;
   EXPECT_TRUE(remove_stale_temporaries(dir + "/missing").empty());
+}
+
+TEST(CommonFiles, ListsADirectorySortedAndNamesOneItCannotList) {
+  const std::string dir = test::work_dir("common_files_list");
+  for (const char* name : {"b.json", "a.json", ".hidden", "c"})
+    test::write_file(dir + "/" + name, "x");
+  fs::create_directories(dir + "/sub/deeper");
+  EXPECT_EQ(list_directory(dir),
+            (std::vector<std::string>{".hidden", "a.json", "b.json", "c", "sub"}));
+  EXPECT_TRUE(list_directory(dir + "/sub/deeper").empty());
+  const std::string missing = error_of([&] { list_directory(dir + "/missing"); });
+  EXPECT_NE(missing.find(dir + "/missing: cannot list: No such file or directory"),
+            std::string::npos)
+      << missing;
+  const std::string file = error_of([&] { list_directory(dir + "/c"); });
+  EXPECT_NE(file.find(dir + "/c: cannot list: Not a directory"), std::string::npos) << file;
+}
+
+TEST(CommonFiles, RemovesATreeWithoutFollowingLinks) {
+  const std::string dir = test::work_dir("common_files_remove");
+  const std::string outside = dir + "/outside";
+  test::write_file(outside + "/keep.txt", "kept");
+  const std::string tree = dir + "/tree";
+  for (const char* f : {"a.json", "jobs/b.json", "jobs/deep/er/c.bin", "predictions/.d"})
+    test::write_file(tree + "/" + f, "x");
+  fs::create_directories(tree + "/empty/dirs");
+  fs::create_directory_symlink(outside, tree + "/jobs/link_to_outside");
+  fs::create_symlink(outside + "/keep.txt", tree + "/file_link");
+  remove_tree(tree);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(tree)));
+  EXPECT_EQ(test::slurp(outside + "/keep.txt"), "kept");  // the links' targets stay
+  // A single file, a link itself, and a missing path (not an error).
+  test::write_file(dir + "/single", "x");
+  remove_tree(dir + "/single");
+  EXPECT_FALSE(fs::exists(dir + "/single"));
+  fs::create_directory_symlink(outside, dir + "/dir_link");
+  remove_tree(dir + "/dir_link");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir + "/dir_link")));
+  EXPECT_TRUE(fs::exists(outside + "/keep.txt"));
+  EXPECT_NO_THROW(remove_tree(dir + "/missing"));
+}
+
+TEST(CommonFiles, RemovingATreeNamesWhatCannotBeRemoved) {
+  // An entry inside a read-only directory cannot be unlinked, except by root.
+  if (geteuid() == 0) {
+    // Root ignores permissions: a directory on a read-only file system would be needed, so
+    // use /proc, where removal fails for everyone.
+    const std::string message = error_of([] { remove_tree("/proc/self/status"); });
+    EXPECT_NE(message.find("/proc/self/status: cannot remove"), std::string::npos) << message;
+    return;
+  }
+  const std::string dir = test::work_dir("common_files_remove_denied");
+  test::write_file(dir + "/locked/inner.txt", "x");
+  fs::permissions(dir + "/locked", fs::perms::owner_read | fs::perms::owner_exec);
+  const std::string message = error_of([&] { remove_tree(dir + "/locked"); });
+  fs::permissions(dir + "/locked", fs::perms::owner_all);
+  EXPECT_NE(message.find(dir + "/locked/inner.txt: cannot remove: Permission denied"),
+            std::string::npos)
+      << message;
 }
 
 }  // namespace
