@@ -187,6 +187,7 @@ int run_bench(const BenchOptions& o) {
     out["precision"] = o.precision;
     out["flip"] = o.flip;
     out["optimized"] = model->optimized();
+    out["cpu_kernels"] = cnp::model::PoseModel::cpu_kernels();
     out["images_per_second"] = images_per_second;
     out["batches"] = batches;
     out["seconds"] = elapsed;
@@ -206,9 +207,10 @@ int run_bench(const BenchOptions& o) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("%s: batch %d, threads %d, %s %s, flip %s, %s path\n", name.c_str(), n, o.threads,
-              o.device.c_str(), o.precision.c_str(), o.flip ? "on" : "off",
-              model->optimized() ? "optimized" : "straightforward");
+  std::printf("%s: batch %d, threads %d, %s %s, flip %s, %s path, %s CPU kernels\n", name.c_str(),
+              n, o.threads, o.device.c_str(), o.precision.c_str(), o.flip ? "on" : "off",
+              model->optimized() ? "optimized" : "straightforward",
+              cnp::model::PoseModel::cpu_kernels());
   std::printf("%.2f images/s (%d batches in %.1f s)\n", images_per_second, batches, elapsed);
   std::printf(
       "per batch: input %.1f ms, backbone %.1f ms, head %.1f ms, decode %.1f ms; max RSS %.0f MB\n",

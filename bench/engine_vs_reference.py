@@ -13,8 +13,14 @@ ratios to the reference.
 With --precision bf16, cnp runs in bf16 (native on CPUs with AVX512_BF16/AMX) while the
 reference stays fp32, so the ratios show what bf16 buys over the fp32 reference.
 
+With --isa avx2 every process (cnp and the reference) is held to AVX2 on an AVX-512 machine:
+cnp's kernels through CNP_CPU_ISA=avx2, LibTorch's ATen through ATEN_CPU_CAPABILITY=avx2, its
+oneDNN convolutions through ONEDNN_MAX_CPU_ISA/DNNL_MAX_CPU_ISA=AVX2 and OpenBLAS through
+OPENBLAS_CORETYPE=Haswell; the nearest this machine gets to an AVX2-only CPU.
+
 usage: bench/engine_vs_reference.py [--cnp build/apps/cnp] [--variants XS,S,M,L]
          [--batch 8] [--threads 2] [--seconds 4] [--repeats 3] [--flip] [--precision fp32]
+         [--isa native|avx2]
 """
 import argparse
 import json
@@ -26,6 +32,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "tests", "model")
+ISA_ENVIRONMENT = {"native": {},
+                   "avx2": {"CNP_CPU_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
+                            "ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2",
+                            "OPENBLAS_CORETYPE": "Haswell"}}
 
 
 def reference(variant, batch, threads, seconds, flip):
@@ -65,7 +75,8 @@ def run_cnp(cnp, variant, args, optimize):
         command.append("--flip")
     if not optimize:
         command.append("--no-optimize")
-    out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
+                                    env=child_environment(args)).stdout)
     out["images_per_cpu_second"] = out["images_per_second"] * out["seconds"] / out["cpu_seconds"]
     return out
 
@@ -74,8 +85,12 @@ def run_reference(variant, args):
     command = [sys.executable, os.path.abspath(__file__), "--reference-child", variant,
                "--batch", str(args.batch), "--threads", str(args.threads), "--seconds",
                str(args.seconds)] + (["--flip"] if args.flip else [])
-    return json.loads(subprocess.run(command, check=True, capture_output=True,
-                                     text=True).stdout.strip().splitlines()[-1])
+    return json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
+                                     env=child_environment(args)).stdout.strip().splitlines()[-1])
+
+
+def child_environment(args):
+    return dict(os.environ, **ISA_ENVIRONMENT[args.isa])
 
 
 def cpu_model():
@@ -100,6 +115,8 @@ def main():
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                         help="cnp's precision (the reference is always fp32)")
+    parser.add_argument("--isa", default="native", choices=sorted(ISA_ENVIRONMENT),
+                        help="hold cnp and the reference to AVX2 (see above)")
     parser.add_argument("--reference-child", metavar="VARIANT")
     args = parser.parse_args()
     if args.reference_child:
@@ -114,6 +131,8 @@ def main():
     print("batch %d, threads %d, flip %s, cnp precision %s, %d interleaved repeats of %.0f s "
           "each; medians" % (args.batch, args.threads, "on" if args.flip else "off",
                              args.precision, args.repeats, args.seconds))
+    print("instruction sets: %s" % (" ".join("%s=%s" % kv for kv in ISA_ENVIRONMENT[args.isa].items())
+                                    or "the CPU's best"))
     header = ("variant", "reference", "straightfwd", "optimized", "straight/ref", "opt/ref",
               "opt/ref(cpu)", "opt peak MB", "straight peak MB")
     rows = []
@@ -131,7 +150,8 @@ def main():
                      "%.2fx" % (cpu["opt"] / cpu["ref"]),
                      "%.0f" % max(r["max_rss_mb"] for r in runs["opt"]),
                      "%.0f" % max(r["max_rss_mb"] for r in runs["plain"])))
-        print("  %s done (load average %.1f)" % (variant, os.getloadavg()[0]), flush=True)
+        print("  %s done (load average %.1f, cnp's CPU kernels: %s)" % (
+            variant, os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"]), flush=True)
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print("images/s (wall clock); opt/ref(cpu): ratio of images per CPU-second")
     for r in [header] + rows:

@@ -3,6 +3,10 @@
 // convolution is slow, and its softmax would materialise the whole heatmap volume.
 #include "model/inference_kernels.h"
 
+#include <cstdlib>
+#include <string>
+
+#include "common/error.h"
 #include "model/inference_kernels_avx2.h"
 #include "model/inference_kernels_bf16.h"
 
@@ -12,9 +16,29 @@
 namespace cnp::model::kernels {
 
 namespace {
+enum class Isa { kGeneric, kAvx2, kAvx512 };
+
+Isa parse_isa(const char* value, bool* valid) {
+  const std::string text = value ? value : "";
+  *valid = true;
+  if (text == "generic") return Isa::kGeneric;
+  if (text == "avx2") return Isa::kAvx2;
+  *valid = text.empty() || text == "avx512";
+  return Isa::kAvx512;
+}
+
+Isa isa_cap() {
+  static const Isa cap = [] {
+    bool valid;
+    return parse_isa(std::getenv("CNP_CPU_ISA"), &valid);
+  }();
+  return cap;
+}
+
 bool use_avx512() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool yes = avx512::compiled() && __builtin_cpu_supports("avx512f");
+  static const bool yes =
+      isa_cap() >= Isa::kAvx512 && avx512::compiled() && __builtin_cpu_supports("avx512f");
   return yes;
 #else
   return false;
@@ -23,14 +47,23 @@ bool use_avx512() {
 
 bool use_avx2() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool yes =
-      avx2::compiled() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool yes = isa_cap() >= Isa::kAvx2 && avx2::compiled() &&
+                          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return yes;
 #else
   return false;
 #endif
 }
 }  // namespace
+
+void check_isa_setting() {
+  const char* value = std::getenv("CNP_CPU_ISA");
+  bool valid;
+  parse_isa(value, &valid);
+  if (!valid)
+    throw Error(std::string("CNP_CPU_ISA: '") + value +
+                "' is not an instruction set the kernels have (avx512, avx2 or generic)");
+}
 
 const char* kernel_isa() {
   return use_avx512() ? "avx512" : use_avx2() ? "avx2" : "generic";

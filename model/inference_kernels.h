@@ -50,7 +50,11 @@ void gemm_bias_bf16(const float* a, int64_t k, const uint16_t* packed, int64_t n
 // "amx" or "avx512_bf16": what gemm_bias_bf16 runs on here.
 const char* gemm_bf16_isa();
 
-// Which instruction set the kernels dispatch to on this CPU ("avx2" or "generic").
+// Which instruction set the kernels dispatch to on this CPU: "avx512", "avx2" or "generic", the
+// best the CPU and the build have, capped by the environment variable CNP_CPU_ISA (avx512, avx2
+// or generic), which lets the AVX2 and generic kernels be tested and measured on an AVX-512 CPU.
 const char* kernel_isa();
+// Throws cnp::Error when CNP_CPU_ISA is set to anything else (the kernels then ignore it).
+void check_isa_setting();
 
 }  // namespace cnp::model::kernels

@@ -46,6 +46,7 @@ OptimizedNetwork::OptimizedNetwork(NetworkImpl& net, const Architecture& arch, t
       cpu_kernels_(device.is_cpu() && dtype_ == torch::kFloat),
       cpu_gemm_(cpu_kernels_ && !bf16_gemm_ && kernels::gemm_available()),
       fused_(device.is_cpu() && (cpu_gemm_ || bf16_gemm_)) {
+  kernels::check_isa_setting();
   torch::NoGradGuard no_grad;
   auto& backbone = *net.backbone;
 

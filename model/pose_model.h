@@ -85,6 +85,8 @@ class PoseModel {
   // precision it supports).
   bool optimized() const;
 
+  // The CPU kernels' instruction set ("avx512", "avx2" or "generic"; CNP_CPU_ISA caps it).
+  static const char* cpu_kernels();
   static bool cuda_available();
   static int cuda_device_count();
 

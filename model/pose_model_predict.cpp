@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "model/inference_kernels.h"
 #include "model/pose_model_impl.h"
 
 namespace cnp::model {
@@ -173,6 +174,10 @@ void PoseModel::prepare_staged(const StagedCrops& staged, bool flip) const {
 void PoseModel::predict_crops(const uint8_t* crops, int n, const uint8_t* bad, float* plain,
                               float* flipped, StageTimes* times) const {
   predict_staged(*stage_crops(crops, n, bad), plain, flipped, times);
+}
+
+const char* PoseModel::cpu_kernels() {
+  return kernels::kernel_isa();
 }
 
 bool PoseModel::cuda_available() {

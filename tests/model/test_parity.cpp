@@ -2,8 +2,11 @@
 // variants' checkpoints as the training script writes them, loaded by our reader and
 // network, must give Python's soft-argmax coordinates to 1e-3 heatmap units, plain and
 // flipped. Also: architecture inference, wrong-variant errors, `cnp inspect`/`variants`.
+// CTest runs it once more with CNP_CPU_ISA=avx2 (model_parity_avx2), so that the AVX2 kernels
+// and their fused blocks are checked on an AVX-512 machine too.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -22,7 +25,15 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kWork = std::string(CNP_TEST_WORK) + "/model_parity";
+// The instruction set asked for with CNP_CPU_ISA, or "" for the CPU's best.
+std::string asked_isa() {
+  const char* isa = std::getenv("CNP_CPU_ISA");
+  return isa ? isa : "";
+}
+
+// One work folder per instruction set, so that the runs can go in parallel.
+const std::string kWork =
+    std::string(CNP_TEST_WORK) + "/model_parity" + (asked_isa().empty() ? "" : "_" + asked_isa());
 const std::vector<std::string> kVariants = {"XS", "S", "M", "L"};
 
 std::vector<float> read_floats(const std::string& path) {
@@ -308,8 +319,23 @@ TEST_F(Parity, BenchCommandRunsTheCheckpointsArchitecture) {
     for (const char* stage : {"backbone_ms", "head_ms", "decode_ms"})
       EXPECT_GT(report["stages"][stage].get<double>(), 0.0) << stage;
   }
+  // The kernels it ran: the CPU's best, capped by CNP_CPU_ISA where it is set.
+  __builtin_cpu_init();
+  const std::vector<std::string> order = {"generic", "avx2", "avx512"};
+  const size_t best = __builtin_cpu_supports("avx512f")                                 ? 2
+                      : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                                        : 0;
+  const auto asked = std::find(order.begin(), order.end(), asked_isa());
+  const size_t cap = asked == order.end() ? 2 : static_cast<size_t>(asked - order.begin());
+  EXPECT_EQ(json::parse(slurp(out))["cpu_kernels"], order[std::min(best, cap)]);
   // Bad input: one line naming the problem, non-zero exit.
   const std::string err = kWork + "/bench.err";
+  EXPECT_NE(shell("CNP_CPU_ISA=sse9 " + std::string(CNP_EXE) + " bench --variant XS --batch 1 " +
+                  "--seconds 0.01 2> '" + err + "'"),
+            0);
+  const std::string isa_error = slurp(err);
+  EXPECT_TRUE(contains(isa_error, "CNP_CPU_ISA: 'sse9' is not an instruction set")) << isa_error;
+  EXPECT_EQ(std::count(isa_error.begin(), isa_error.end(), '\n'), 1) << isa_error;
   EXPECT_NE(shell(std::string(CNP_EXE) + " bench --variant S --checkpoint '" +
                   v["checkpoint"].get<std::string>() + "' 2> '" + err + "'"),
             0);
