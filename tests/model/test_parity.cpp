@@ -2,8 +2,8 @@
 // variants' checkpoints as the training script writes them, loaded by our reader and
 // network, must give Python's soft-argmax coordinates to 1e-3 heatmap units, plain and
 // flipped. Also: architecture inference, wrong-variant errors, `cnp inspect`/`variants`.
-// CTest runs it once more with CNP_CPU_ISA=avx2 (model_parity_avx2), so that the AVX2 kernels
-// and their fused blocks are checked on an AVX-512 machine too.
+// CTest runs part of it again with CNP_CPU_ISA=avx2 and =generic (model_parity_avx2,
+// model_parity_generic), so that those kernels are checked on an AVX-512 machine too.
 #include <gtest/gtest.h>
 
 #include <algorithm>
