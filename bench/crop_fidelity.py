@@ -27,18 +27,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "data"))
-from preprocess_ref import crop  # noqa: E402
-
-DST = np.array([[128, 128], [128, 256], [256, 128]], dtype=np.float32)
-
-
-def reference_affine(bbox):
-    cx, cy = float(bbox[0] + 0.5 * bbox[2]), float(bbox[1] + 0.5 * bbox[3])
-    centre = np.array([cx, cy], dtype=np.float32)
-    src = np.stack([centre, centre + np.array([0, bbox[3] * 0.5], dtype=np.float32),
-                    centre + np.array([bbox[2] * 0.5, 0], dtype=np.float32)])
-    return cv2.getAffineTransform(np.float32(src), DST)
-
+from preprocess_ref import crop, crop_affine  # noqa: E402
 
 class Tally:
     def __init__(self, name):
@@ -71,7 +60,7 @@ def main():
         ours_affine = np.array(s["affine"], dtype=np.float64).reshape(2, 3)
         frame = cv2.imread(s["file"], cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
         decode.add(ours_frame, frame)
-        affine.add(ours_affine, reference_affine(s["bbox"]))
+        affine.add(ours_affine, crop_affine(s["bbox"]))
         warp.add(ours_crop, cv2.warpAffine(ours_frame, ours_affine, (256, 256),
                                            flags=cv2.INTER_LINEAR))
         full.add(ours_crop, crop(frame, s["bbox"]))

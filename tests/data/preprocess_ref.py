@@ -39,7 +39,8 @@ def process_gt_bbox(bbox, width, height):
     return box.tolist()
 
 
-def crop(img, bbox):
+def crop_affine(bbox):
+    """The 2x3 matrix warpAffine maps the box into the 256x256 crop with."""
     cx = float(bbox[0] + 0.5 * bbox[2])
     cy = float(bbox[1] + 0.5 * bbox[3])
     centre = np.array([cx, cy], dtype=np.float32)
@@ -50,8 +51,11 @@ def crop(img, bbox):
     src[1, :] = centre + down
     src[2, :] = centre + right
     dst = np.array([[128, 128], [128, 256], [256, 128]], dtype=np.float32)
-    trans = cv2.getAffineTransform(np.float32(src), np.float32(dst))
-    return cv2.warpAffine(img, trans, (256, 256), flags=cv2.INTER_LINEAR)
+    return cv2.getAffineTransform(np.float32(src), np.float32(dst))
+
+
+def crop(img, bbox):
+    return cv2.warpAffine(img, crop_affine(bbox), (256, 256), flags=cv2.INTER_LINEAR)
 
 
 def main():
