@@ -1,6 +1,8 @@
-// Generic (any CPU) instantiation of the inference kernels and the runtime dispatch to
-// the AVX2 one. Hand-written because Debian's LibTorch has no oneDNN: its depthwise
-// convolution is slow, and its softmax would materialise the whole heatmap volume.
+// Generic (any CPU) instantiation of the inference kernels and the runtime dispatch to the AVX2
+// and AVX-512 ones. Hand-written because LibTorch's CPU convolutions (oneDNN in Debian's build)
+// run one layer at a time and reorder between their blocked layout and LibTorch's at every call
+// (ONEDNN_VERBOSE: 280 reorders for 95 convolutions in one XS forward), so a ConvNeXt block
+// cannot stay in cache; and its softmax would materialise the whole heatmap volume.
 #include "model/inference_kernels.h"
 
 #include <cstdlib>
