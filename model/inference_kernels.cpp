@@ -1,7 +1,7 @@
 // Generic (any CPU) instantiation of the inference kernels and the runtime dispatch to the AVX2
 // and AVX-512 ones. Hand-written because LibTorch's CPU convolutions (oneDNN in Debian's build)
 // run one layer at a time and reorder between their blocked layout and LibTorch's at every call
-// (ONEDNN_VERBOSE: 280 reorders for 95 convolutions in one XS forward), so a ConvNeXt block
+// (ONEDNN_VERBOSE on an XS forward: about three reorders per convolution), so a ConvNeXt block
 // cannot stay in cache; and its softmax would materialise the whole heatmap volume.
 #include "model/inference_kernels.h"
 
