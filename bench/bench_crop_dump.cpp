@@ -34,7 +34,7 @@ int main(int argc, char** argv) try {
   const size_t n = std::min(count, set.samples.size());
   for (size_t i = 0; i < n; ++i) {
     const auto& sample = set.samples[i];
-    const std::string file = options.root + "/images/" + sample.image_file;
+    const std::string file = cnp::data::image_path(options.root, sample);
     const auto image = cnp::data::decode_jpeg_bgr(cnp::read_file(file), file);
     cnp::data::crop_image(image.pixels.data(), image.width, image.height, sample.bbox, crop.data());
     const std::string stem = out + "/" + std::to_string(i);

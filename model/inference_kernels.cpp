@@ -6,6 +6,7 @@
 #include "model/inference_kernels.h"
 
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "common/error.h"
@@ -20,20 +21,18 @@ namespace cnp::model::kernels {
 namespace {
 enum class Isa { kGeneric, kAvx2, kAvx512 };
 
-Isa parse_isa(const char* value, bool* valid) {
+// CNP_CPU_ISA's value; nullopt for one that names no instruction set of these kernels.
+std::optional<Isa> parse_isa(const char* value) {
   const std::string text = value ? value : "";
-  *valid = true;
   if (text == "generic") return Isa::kGeneric;
   if (text == "avx2") return Isa::kAvx2;
-  *valid = text.empty() || text == "avx512";
-  return Isa::kAvx512;
+  if (text.empty() || text == "avx512") return Isa::kAvx512;
+  return std::nullopt;
 }
 
+// An invalid value caps nothing here: check_isa_setting() reports it when a model is built.
 Isa isa_cap() {
-  static const Isa cap = [] {
-    bool valid;
-    return parse_isa(std::getenv("CNP_CPU_ISA"), &valid);
-  }();
+  static const Isa cap = parse_isa(std::getenv("CNP_CPU_ISA")).value_or(Isa::kAvx512);
   return cap;
 }
 
@@ -60,9 +59,7 @@ bool use_avx2() {
 
 void check_isa_setting() {
   const char* value = std::getenv("CNP_CPU_ISA");
-  bool valid;
-  parse_isa(value, &valid);
-  if (!valid)
+  if (!parse_isa(value))
     throw Error(std::string("CNP_CPU_ISA: '") + value +
                 "' is not an instruction set the kernels have (avx512, avx2 or generic)");
 }

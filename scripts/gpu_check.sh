@@ -236,8 +236,9 @@ step "resume on $DEVICE: the same sweep again over its finished output, with a s
 # copy of (pytorch/pytorch#133437).
 TORCH_CPU=$("$PY" -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))' 2>/dev/null)
 if [ -f "$TORCH_CPU" ] && command -v nm > /dev/null; then
+  nm -D --defined-only "$TORCH_CPU" | grep St10filesystem > "$WORK/torch_filesystem_symbols.txt"
   row "libtorch_cpu.so: exported std::filesystem symbols" \
-    "$(nm -D --defined-only "$TORCH_CPU" | grep -c 'St10filesystem') (recursive_directory_iterator: $(nm -D --defined-only "$TORCH_CPU" | grep -c recursive_directory_iterator))"
+    "$(wc -l < "$WORK/torch_filesystem_symbols.txt") (recursive_directory_iterator: $(grep -c recursive_directory_iterator "$WORK/torch_filesystem_symbols.txt"))"
 fi
 STALE=$WORK/fid_$DEVICE/jobs/stale.json.tmp.$(hostname).999999999
 mkdir -p "$(dirname "$STALE")" && echo partial > "$STALE"
