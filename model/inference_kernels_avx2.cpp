@@ -56,6 +56,14 @@ struct Avx2Lanes {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // Lane i is on where its mask word is negative (AVX2's masked loads and stores).
+  using Mask = __m256i;
+  static Mask mask(int64_t count) {
+    const int c = count < 0 ? 0 : count > 8 ? 8 : static_cast<int>(count);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static T load_masked(Mask m, const float* p) { return _mm256_maskload_ps(p, m); }
+  static void store_masked(float* p, Mask m, T v) { _mm256_maskstore_ps(p, m, v); }
 };
 
 }  // namespace
@@ -67,6 +75,14 @@ bool compiled() {
 void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
+  // Strips of 8 pixels: 8 accumulators, 7 weights and the input in AVX2's 16 registers, and
+  // every feature-map width (64, 32, 16, 8) a whole number of strips.
+  if (kernel == 7)
+    return depthwise_strips<Avx2Lanes, 7, 8>(in, weight, bias, out, height, width, channels, relu,
+                                             row_begin, row_end);
+  if (kernel == 3)
+    return depthwise_strips<Avx2Lanes, 3, 8>(in, weight, bias, out, height, width, channels, relu,
+                                             row_begin, row_end);
   depthwise_conv_rows<Avx2Lanes>(in, weight, bias, out, height, width, channels, kernel, relu,
                                  row_begin, row_end);
 }

@@ -42,6 +42,10 @@ struct Avx512Lanes {
   }
   static float hsum(T v) { return _mm512_reduce_add_ps(v); }
   static float hmax(T v) { return _mm512_reduce_max_ps(v); }
+  using Mask = __mmask16;
+  static Mask mask(int64_t count) { return avx512_store::lanes(count); }
+  static T load_masked(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store_masked(float* p, Mask m, T v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 // 8 lanes for the depthwise kernel's channel tails (e.g. 40 = 2 x 16 + 8).
 struct HalfLanes {
@@ -55,60 +59,6 @@ struct HalfLanes {
 };
 
 using avx512_store::lanes;
-
-// Depthwise KxK on a strip of U output pixels of one row and 16 channels: the row's K weight
-// vectors and the U accumulators stay in registers, and each input pixel is loaded once per
-// kernel row for all the outputs it feeds (the per-pixel kernel reloads every weight and
-// input for every output: it ran at ~20 GFLOP/s, load-bound). Channel tails by masks.
-template <int K, int U>
-void depthwise_strip(const float* in, const float* weight, const float* bias, float* out,
-                     int64_t height, int64_t width, int64_t channels, bool relu, int64_t row_begin,
-                     int64_t row_end) {
-  constexpr int64_t pad = K / 2;
-  const __m512 zero = _mm512_setzero_ps();
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const int64_t n = row / height, y = row % height;
-    const float* image = in + n * height * width * channels;
-    const int64_t ky0 = imax(0, pad - y), ky1 = imin(K, height + pad - y);
-    for (int64_t c = 0; c < channels; c += 16) {
-      const __mmask16 m = lanes(channels - c);
-      const __m512 b = _mm512_maskz_loadu_ps(m, bias + c);
-      for (int64_t x = 0; x < width; x += U) {
-        __m512 acc[U];
-#pragma GCC unroll 16
-        for (int u = 0; u < U; ++u) acc[u] = b;
-        for (int64_t ky = ky0; ky < ky1; ++ky) {
-          const float* irow = image + (y + ky - pad) * width * channels + c;
-          __m512 w[K];
-#pragma GCC unroll 16
-          for (int kx = 0; kx < K; ++kx)
-            w[kx] = _mm512_maskz_loadu_ps(m, weight + (ky * K + kx) * channels + c);
-            // Input column x - pad + i feeds output u = i - kx for every tap kx.
-#pragma GCC unroll 32
-          for (int i = 0; i < U + K - 1; ++i) {
-            const int64_t ix = x - pad + i;
-            if (ix < 0 || ix >= width) continue;  // zero padding
-            const __m512 v = _mm512_maskz_loadu_ps(m, irow + ix * channels);
-#pragma GCC unroll 16
-            for (int kx = 0; kx < K; ++kx) {
-              const int u = i - kx;
-              if (u >= 0 && u < U) acc[u] = _mm512_fmadd_ps(w[kx], v, acc[u]);
-            }
-          }
-        }
-        float* o = out + ((row - row_begin) * width + x) * channels + c;
-        const int64_t valid = imin(U, width - x);
-#pragma GCC unroll 16
-        for (int u = 0; u < U; ++u) {
-          if (u >= valid) break;
-          // max(0, x): NaN stays NaN (see depthwise_block).
-          const __m512 v = relu ? _mm512_max_ps(zero, acc[u]) : acc[u];
-          _mm512_mask_storeu_ps(o + u * channels, m, v);
-        }
-      }
-    }
-  }
-}
 
 // ROWS x (16 * NV) block of the GEMM over all of k; the packed panel is 32 columns wide
 // (NV = 1 for a last panel of at most 16 columns). 12 x 32 keeps 24 accumulators in
@@ -184,11 +134,11 @@ void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
   if (kernel == 7)
-    return depthwise_strip<7, 8>(in, weight, bias, out, height, width, channels, relu, row_begin,
-                                 row_end);
+    return depthwise_strips<Avx512Lanes, 7, 8>(in, weight, bias, out, height, width, channels, relu,
+                                               row_begin, row_end);
   if (kernel == 3)
-    return depthwise_strip<3, 8>(in, weight, bias, out, height, width, channels, relu, row_begin,
-                                 row_end);
+    return depthwise_strips<Avx512Lanes, 3, 8>(in, weight, bias, out, height, width, channels, relu,
+                                               row_begin, row_end);
   depthwise_conv_rows<Avx512Lanes, HalfLanes>(in, weight, bias, out, height, width, channels,
                                               kernel, relu, row_begin, row_end);
 }

@@ -96,11 +96,15 @@ TEST(Decoder, RefusesLogitsOfTheWrongShape) {
   EXPECT_THROW(fused_soft_argmax(torch::zeros({1, 4, 4, 10}), 3, 4, false), std::exception);
 }
 
-TEST(DepthwiseKernel, MatchesConv2d) {
+using DepthwiseFunction = void (*)(const float*, const float*, const float*, float*, int64_t,
+                                   int64_t, int64_t, int, bool, int64_t, int64_t);
+
+// `depthwise` against LibTorch's grouped conv: all rows, then a middle range of rows written to
+// a buffer of exactly that size (what the fused path hands it).
+static void expect_depthwise_matches_conv2d(DepthwiseFunction depthwise) {
   torch::manual_seed(3);
-  std::printf("[ kernels ] %s\n", kernels::kernel_isa());
   for (int kernel : {3, 7}) {
-    for (int64_t channels : {40, 20, 3}) {  // vector blocks, a tail, scalar only
+    for (int64_t channels : {40, 20, 3}) {  // whole vectors, a masked tail, a tail alone
       for (int64_t w : {6, 19}) {           // strips of 8 pixels: one partial, several
         for (bool relu : {false, true}) {
           SCOPED_TRACE(::testing::Message() << kernel << "x" << kernel << " c" << channels << " w"
@@ -115,14 +119,24 @@ TEST(DepthwiseKernel, MatchesConv2d) {
           if (relu) want = want.relu();
           auto khwc = weight.squeeze(1).permute({1, 2, 0}).contiguous();
           auto out = torch::empty_like(x);
-          kernels::depthwise_conv_nhwc(x.data_ptr<float>(), khwc.data_ptr<float>(),
-                                       bias.data_ptr<float>(), out.data_ptr<float>(), h, w,
-                                       channels, kernel, relu, 0, n * h);
+          depthwise(x.data_ptr<float>(), khwc.data_ptr<float>(), bias.data_ptr<float>(),
+                    out.data_ptr<float>(), h, w, channels, kernel, relu, 0, n * h);
           EXPECT_LT((out - want).abs().max().item<double>(), 1e-4);
+          // Rows 7..11: the last rows of image 0 and the first of image 1.
+          auto part = torch::empty({5, w, channels});
+          depthwise(x.data_ptr<float>(), khwc.data_ptr<float>(), bias.data_ptr<float>(),
+                    part.data_ptr<float>(), h, w, channels, kernel, relu, 7, 12);
+          auto want_part = want.reshape({n * h, w, channels}).slice(0, 7, 12);
+          EXPECT_LT((part - want_part).abs().max().item<double>(), 1e-4);
         }
       }
     }
   }
+}
+
+TEST(DepthwiseKernel, MatchesConv2d) {
+  std::printf("[ kernels ] %s\n", kernels::kernel_isa());
+  expect_depthwise_matches_conv2d(kernels::depthwise_conv_nhwc);
 }
 
 TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
@@ -183,19 +197,8 @@ TEST(Avx2Kernels, MatchPlainOpsWhereTheCpuHasAvx2) {
     GTEST_SKIP() << "no AVX2 build or no AVX2 on this CPU";
   }
   namespace avx2 = cnp::model::kernels::avx2;
+  expect_depthwise_matches_conv2d(avx2::depthwise_conv_nhwc);
   torch::manual_seed(5);
-  // Depthwise 7x7 with a channel tail.
-  const int64_t n = 2, h = 9, w = 6, c = 20;
-  auto x = torch::randn({n, h, w, c});
-  auto weight = torch::randn({c, 1, 7, 7});
-  auto bias = torch::randn({c});
-  auto want =
-      torch::conv2d(x.permute({0, 3, 1, 2}), weight, bias, 1, 3, 1, c).permute({0, 2, 3, 1});
-  auto khwc = weight.squeeze(1).permute({1, 2, 0}).contiguous();
-  auto out = torch::empty_like(x);
-  avx2::depthwise_conv_nhwc(x.data_ptr<float>(), khwc.data_ptr<float>(), bias.data_ptr<float>(),
-                            out.data_ptr<float>(), h, w, c, 7, false, 0, n * h);
-  EXPECT_LT((out - want).abs().max().item<double>(), 1e-4);
   // GEMM with a partial panel, ReLU.
   const int64_t m = 13, k = 48, cols = 40;
   auto a = torch::randn({m, k}), wt = torch::randn({cols, k}), b = torch::randn({cols});
