@@ -172,6 +172,12 @@ int run_bench(const BenchOptions& o) {
   }
   const double images_per_second = n * batches / elapsed;
   const double cpu = cpu_seconds() - cpu_start;
+  // Multiply-adds this path does per image (the flip test doubles the images), as GFLOP/s:
+  // against the CPU's FMA peak (bench_cpu_peak) it says how much speed is left to find.
+  const auto& arch = model->architecture();
+  const double gmacs_per_image =
+      (model->optimized() ? optimized_mac_count(arch) : mac_count(arch)) * 1e-9;
+  const double gflops_per_second = 2 * gmacs_per_image * images_per_second * (o.flip ? 2 : 1);
   const double backbone = total.backbone_ms / batches, head = total.head_ms / batches,
                decode = total.decode_ms / batches, input_stage = total.input_ms / batches;
 
@@ -189,6 +195,8 @@ int run_bench(const BenchOptions& o) {
     out["optimized"] = model->optimized();
     out["cpu_kernels"] = cnp::model::PoseModel::cpu_kernels();
     out["images_per_second"] = images_per_second;
+    out["gmacs_per_image"] = gmacs_per_image;
+    out["gflops_per_second"] = gflops_per_second;
     out["batches"] = batches;
     out["seconds"] = elapsed;
     // Processor time of all threads: on a shared machine, images per CPU-second vary
@@ -211,7 +219,8 @@ int run_bench(const BenchOptions& o) {
               n, o.threads, o.device.c_str(), o.precision.c_str(), o.flip ? "on" : "off",
               model->optimized() ? "optimized" : "straightforward",
               cnp::model::PoseModel::cpu_kernels());
-  std::printf("%.2f images/s (%d batches in %.1f s)\n", images_per_second, batches, elapsed);
+  std::printf("%.2f images/s (%d batches in %.1f s), %.1f GFLOP/s (%.3f GMACs per image)\n",
+              images_per_second, batches, elapsed, gflops_per_second, gmacs_per_image);
   std::printf(
       "per batch: input %.1f ms, backbone %.1f ms, head %.1f ms, decode %.1f ms; max RSS %.0f MB\n",
       input_stage, backbone, head, decode, max_rss_mb());

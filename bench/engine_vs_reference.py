@@ -18,9 +18,15 @@ cnp's kernels through CNP_CPU_ISA=avx2, LibTorch's ATen through ATEN_CPU_CAPABIL
 oneDNN convolutions through ONEDNN_MAX_CPU_ISA/DNNL_MAX_CPU_ISA=AVX2 and OpenBLAS through
 OPENBLAS_CORETYPE=Haswell; the nearest this machine gets to an AVX2-only CPU.
 
+Against the CPU's fp32 FMA peak (bench/bench_cpu_peak, measured first with the same threads
+and instruction set): each forward's GFLOP/s as a share of it (the reference does the published
+multiply-adds, cnp's optimized path fewer for M and L), and the "ceiling", the ratio to the
+reference that cnp would reach at 100% of the peak. A target above the ceiling cannot be met by
+faster kernels, only by less arithmetic (or a lower precision).
+
 usage: bench/engine_vs_reference.py [--cnp build/apps/cnp] [--variants XS,S,M,L]
          [--batch 8] [--threads 2] [--seconds 4] [--repeats 3] [--flip] [--precision fp32]
-         [--isa native|avx2]
+         [--isa native|avx2] [--peak build/bench/bench_cpu_peak]
 """
 import argparse
 import json
@@ -93,6 +99,19 @@ def child_environment(args):
     return dict(os.environ, **ISA_ENVIRONMENT[args.isa])
 
 
+def fma_peak(args):
+    """GFLOP/s of all `threads` threads at the instruction set the kernels run at, or None.
+    Measured again in every repeat: on a shared machine the peak moves with the load."""
+    if not os.path.exists(args.peak):
+        return None, None
+    out = json.loads(subprocess.run([args.peak, "--threads", str(args.threads), "--seconds",
+                                     "0.5", "--json"],
+                                    check=True, capture_output=True, text=True).stdout)
+    isa = "avx2" if args.isa == "avx2" or out["avx512_gflops_per_thread"] is None else "avx512"
+    per_thread = out[isa + "_gflops_per_thread"]
+    return (per_thread * args.threads if per_thread else None), isa
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -117,6 +136,8 @@ def main():
                         help="cnp's precision (the reference is always fp32)")
     parser.add_argument("--isa", default="native", choices=sorted(ISA_ENVIRONMENT),
                         help="hold cnp and the reference to AVX2 (see above)")
+    parser.add_argument("--peak", default=os.path.join(HERE, "..", "build", "bench",
+                                                       "bench_cpu_peak"))
     parser.add_argument("--reference-child", metavar="VARIANT")
     args = parser.parse_args()
     if args.reference_child:
@@ -133,25 +154,40 @@ def main():
                              args.precision, args.repeats, args.seconds))
     print("instruction sets: %s" % (" ".join("%s=%s" % kv for kv in ISA_ENVIRONMENT[args.isa].items())
                                     or "the CPU's best"))
+    if not os.path.exists(args.peak):
+        print("fp32 FMA peak: %s not found (build bench_cpu_peak or pass --peak)" % args.peak)
     header = ("variant", "reference", "straightfwd", "optimized", "straight/ref", "opt/ref",
-              "opt/ref(cpu)", "opt peak MB", "straight peak MB")
+              "opt/ref(cpu)", "ref %peak", "opt %peak", "ceiling", "opt peak MB",
+              "straight peak MB")
     rows = []
     for variant in args.variants.split(","):
         runs = {"ref": [], "plain": [], "opt": []}
+        peaks = []
         for _ in range(args.repeats):
+            peak, peak_isa = fma_peak(args)
+            peaks.append(peak)
             runs["ref"].append(run_reference(variant, args))
             runs["plain"].append(run_cnp(args.cnp, variant, args, optimize=False))
             runs["opt"].append(run_cnp(args.cnp, variant, args, optimize=True))
         med = {k: statistics.median(r["images_per_second"] for r in v) for k, v in runs.items()}
         cpu = {k: statistics.median(r["images_per_cpu_second"] for r in v)
                for k, v in runs.items()}
+        peak = statistics.median(peaks) if peaks[0] else None
+        # GFLOP per image; the reference does what the straightforward path does.
+        flops = {k: 2 * runs[run][-1]["gmacs_per_image"] * (2 if args.flip else 1)
+                 for k, run in (("ref", "plain"), ("opt", "opt"))}
+        share = {k: "%.0f%%" % (100 * flops[k] * med[k] / peak) if peak else "-"
+                 for k in flops}
+        ceiling = "%.2fx" % (peak / (flops["opt"] * med["ref"])) if peak else "-"
         rows.append((variant, "%.2f" % med["ref"], "%.2f" % med["plain"], "%.2f" % med["opt"],
                      "%.2fx" % (med["plain"] / med["ref"]), "%.2fx" % (med["opt"] / med["ref"]),
-                     "%.2fx" % (cpu["opt"] / cpu["ref"]),
+                     "%.2fx" % (cpu["opt"] / cpu["ref"]), share["ref"], share["opt"], ceiling,
                      "%.0f" % max(r["max_rss_mb"] for r in runs["opt"]),
                      "%.0f" % max(r["max_rss_mb"] for r in runs["plain"])))
-        print("  %s done (load average %.1f, cnp's CPU kernels: %s)" % (
-            variant, os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"]), flush=True)
+        print("  %s done (load average %.1f, cnp's CPU kernels: %s, fp32 FMA peak of %d threads "
+              "(%s): %s GFLOP/s)" % (variant, os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"],
+                                     args.threads, peak_isa, "%.0f" % peak if peak else "-"),
+              flush=True)
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print("images/s (wall clock); opt/ref(cpu): ratio of images per CPU-second")
     for r in [header] + rows:

@@ -193,6 +193,14 @@ int64_t mac_count(const Architecture& arch, int input_size) {
   return total;
 }
 
+int64_t optimized_mac_count(const Architecture& arch, int input_size) {
+  const int64_t total = mac_count(arch, input_size);
+  if (!arch.head_upsample.back()) return total;
+  const int64_t side = arch.heatmap_size(input_size), before = side / 2;
+  const int64_t outputs = static_cast<int64_t>(arch.joints) * arch.depth_dim;
+  return total - arch.head_channels * outputs * (side * side - before * before);
+}
+
 namespace {
 
 const TensorData& require(const std::map<std::string, const TensorData*>& by_name,

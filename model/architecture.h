@@ -55,6 +55,9 @@ class VariantRegistry {
 
 int64_t parameter_count(const Architecture& arch);  // learnable parameters (no BN buffers)
 int64_t mac_count(const Architecture& arch, int input_size = 256);
+// What the optimized path computes: mac_count less what moving the final 1x1 conv before the
+// head's last bilinear upsample saves, where that layer upsamples (M: 32%, L: 42%).
+int64_t optimized_mac_count(const Architecture& arch, int input_size = 256);
 
 // Architecture recovered from (already remapped) state-dict shapes. The upsample
 // pattern is not in the weights: `upsample_known` is false and head_upsample holds

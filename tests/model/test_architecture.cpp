@@ -68,6 +68,20 @@ TEST(Variants, ParametersAndMacsMatchThePaperTable) {
   EXPECT_EQ(mac_count(m, 512), 4 * mac_count(m, 256));
 }
 
+TEST(Variants, OptimizedPathSavesTheFinalConvAtFullResolution) {
+  const auto registry = VariantRegistry::with_builtins();
+  // XS and S end without an upsample: nothing moves.
+  for (const char* name : {"XS", "S"})
+    EXPECT_EQ(optimized_mac_count(registry.get(name).arch), mac_count(registry.get(name).arch));
+  // M and L: the 1x1 conv to 18 x 64 outputs runs at 32 x 32 instead of 64 x 64.
+  for (const char* name : {"M", "L"}) {
+    const Architecture& arch = registry.get(name).arch;
+    const int64_t saved = int64_t{arch.head_channels} * 18 * 64 * (64 * 64 - 32 * 32);
+    EXPECT_EQ(optimized_mac_count(arch), mac_count(arch) - saved) << name;
+  }
+  EXPECT_DOUBLE_EQ(round_to(optimized_mac_count(registry.get("L").arch) / 1e9, 2), 2.45);
+}
+
 TEST(Variants, TableFieldsAndPublishedResults) {
   const auto registry = VariantRegistry::with_builtins();
   ASSERT_EQ(registry.all().size(), 4u);
