@@ -8,7 +8,7 @@ python3-torch (same LibTorch build and BLAS as cnp). For each variant the three 
 in turn, `--repeats` times interleaved (so that load changes hit all three alike), each
 in its own process, and the table shows medians: images/s (wall clock), images per
 CPU-second (all threads' processor time: steadier on a shared machine), and cnp's
-ratios to the reference.
+ratios to the reference, with the range of the repeats' own ratios.
 
 With --precision bf16, cnp runs in bf16 (native on CPUs with AVX512_BF16/AMX) while the
 reference stays fp32, so the ratios show what bf16 buys over the fp32 reference.
@@ -157,7 +157,7 @@ def main():
     if not os.path.exists(args.peak):
         print("fp32 FMA peak: %s not found (build bench_cpu_peak or pass --peak)" % args.peak)
     header = ("variant", "reference", "straightfwd", "optimized", "straight/ref", "opt/ref",
-              "opt/ref(cpu)", "ref %peak", "opt %peak", "ceiling", "opt peak MB",
+              "opt/ref range", "opt/ref(cpu)", "ref %peak", "opt %peak", "ceiling", "opt peak MB",
               "straight peak MB")
     rows = []
     for variant in args.variants.split(","):
@@ -179,8 +179,13 @@ def main():
         share = {k: "%.0f%%" % (100 * flops[k] * med[k] / peak) if peak else "-"
                  for k in flops}
         ceiling = "%.2fx" % (peak / (flops["opt"] * med["ref"])) if peak else "-"
+        # Each repeat's own ratio (its three runs follow one another): the spread says how
+        # much this machine's load moved the ratio.
+        paired = [o["images_per_second"] / r["images_per_second"]
+                  for o, r in zip(runs["opt"], runs["ref"])]
         rows.append((variant, "%.2f" % med["ref"], "%.2f" % med["plain"], "%.2f" % med["opt"],
                      "%.2fx" % (med["plain"] / med["ref"]), "%.2fx" % (med["opt"] / med["ref"]),
+                     "%.2f-%.2fx" % (min(paired), max(paired)),
                      "%.2fx" % (cpu["opt"] / cpu["ref"]), share["ref"], share["opt"], ceiling,
                      "%.0f" % max(r["max_rss_mb"] for r in runs["opt"]),
                      "%.0f" % max(r["max_rss_mb"] for r in runs["plain"])))
