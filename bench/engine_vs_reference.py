@@ -176,9 +176,11 @@ def main():
         # GFLOP per image; the reference does what the straightforward path does.
         flops = {k: 2 * runs[run][-1]["gmacs_per_image"] * (2 if args.flip else 1)
                  for k, run in (("ref", "plain"), ("opt", "opt"))}
-        share = {k: "%.0f%%" % (100 * flops[k] * med[k] / peak) if peak else "-"
-                 for k in flops}
-        ceiling = "%.2fx" % (peak / (flops["opt"] * med["ref"])) if peak else "-"
+        # The peak is fp32's: cnp's share and ceiling say nothing of a bf16 run (AMX).
+        fp32 = args.precision == "fp32"
+        share = {k: "%.0f%%" % (100 * flops[k] * med[k] / peak) if peak and (fp32 or k == "ref")
+                 else "-" for k in flops}
+        ceiling = "%.2fx" % (peak / (flops["opt"] * med["ref"])) if peak and fp32 else "-"
         # Each repeat's own ratio (its three runs follow one another): the spread says how
         # much this machine's load moved the ratio.
         paired = [o["images_per_second"] / r["images_per_second"]
