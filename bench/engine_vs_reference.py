@@ -18,10 +18,10 @@ cnp's kernels through CNP_CPU_ISA=avx2, LibTorch's ATen through ATEN_CPU_CAPABIL
 oneDNN convolutions through ONEDNN_MAX_CPU_ISA/DNNL_MAX_CPU_ISA=AVX2 and OpenBLAS through
 OPENBLAS_CORETYPE=Haswell; the nearest this machine gets to an AVX2-only CPU.
 
-Against the CPU's fp32 FMA peak (bench/bench_cpu_peak, measured first with the same threads
-and instruction set): each forward's GFLOP/s as a share of it (the reference does the published
-multiply-adds, cnp's optimized path fewer for M and L), and the "ceiling", the ratio to the
-reference that cnp would reach at 100% of the peak. A target above the ceiling cannot be met by
+Against the CPU's fp32 FMA peak (bench/bench_cpu_peak, same threads and instruction set,
+measured again in every repeat): each forward's GFLOP/s as a share of it (the reference does
+the published multiply-adds, cnp's optimized path fewer for M and L), and the "ceiling", the
+ratio to the reference that cnp would reach at 100% of the peak. A target above the ceiling cannot be met by
 faster kernels, only by less arithmetic (or a lower precision).
 
 usage: bench/engine_vs_reference.py [--cnp build/apps/cnp] [--variants XS,S,M,L]
@@ -191,10 +191,10 @@ def main():
                      "%.2fx" % (cpu["opt"] / cpu["ref"]), share["ref"], share["opt"], ceiling,
                      "%.0f" % max(r["max_rss_mb"] for r in runs["opt"]),
                      "%.0f" % max(r["max_rss_mb"] for r in runs["plain"])))
-        print("  %s done (load average %.1f, cnp's CPU kernels: %s, fp32 FMA peak of %d threads "
-              "(%s): %s GFLOP/s)" % (variant, os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"],
-                                     args.threads, peak_isa, "%.0f" % peak if peak else "-"),
-              flush=True)
+        peak_text = (", fp32 FMA peak of %d threads (%s): %.0f GFLOP/s" % (
+            args.threads, peak_isa, peak)) if peak else ""
+        print("  %s done (load average %.1f, cnp's CPU kernels: %s%s)" % (
+            variant, os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"], peak_text), flush=True)
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print("images/s (wall clock); opt/ref(cpu): ratio of images per CPU-second")
     for r in [header] + rows:

@@ -58,8 +58,6 @@ struct HalfLanes {
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
 };
 
-using avx512_store::lanes;
-
 // ROWS x (16 * NV) block of the GEMM over all of k; the packed panel is 32 columns wide
 // (NV = 1 for a last panel of at most 16 columns). 12 x 32 keeps 24 accumulators in
 // registers (the generic 6 x 32 kernel ran at 60-90 GFLOP/s of this CPU's ~160: too few

@@ -136,9 +136,8 @@ inline void depthwise_strip_channels(const float* image, const float* weight, co
       T w[K];
 #pragma GCC unroll 16
       for (int kx = 0; kx < K; ++kx) w[kx] = load(weight + (ky * K + kx) * channels + c);
-        // Input column x - pad + i feeds output u = i - kx for every tap kx.
 #pragma GCC unroll 32
-      for (int i = 0; i < U + K - 1; ++i) {
+      for (int i = 0; i < U + K - 1; ++i) {  // input column x - pad + i feeds u = i - kx
         const int64_t ix = x - pad + i;
         if (ix < 0 || ix >= width) continue;  // zero padding
         const T v = load(irow + ix * channels);
