@@ -58,26 +58,28 @@ struct HalfLanes {
   static T max(T a, T b) { return _mm256_max_ps(a, b); }
 };
 
-// ROWS x (16 * NV) block of the GEMM over all of k; the packed panel is 32 columns wide
-// (NV = 1 for a last panel of at most 16 columns). 12 x 32 keeps 24 accumulators in
-// registers (the generic 6 x 32 kernel ran at 60-90 GFLOP/s of this CPU's ~160: too few
-// FMAs per broadcast and its epilogue went through memory). Column tails by masks.
+// ROWS x (16 * NV) block of the GEMM over all of k; the packed panels are 32 columns wide
+// (NV = 1 for a last panel of at most 16 columns; NV = 3 for a full panel and the first 16
+// columns of the next). 12 x 32 keeps 24 accumulators in registers (the generic 6 x 32 kernel
+// ran at 60-90 GFLOP/s of this CPU's ~160: too few FMAs per broadcast and its epilogue went
+// through memory). Column tails by masks.
 template <int ROWS, int NV>
 void gemm_micro_512(const float* a, int64_t lda, const float* panel, int64_t k, const float* bias,
                     float* out, int64_t ldo, int64_t cols, bool accumulate, bool relu) {
   __m512 acc[ROWS][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
   for (int64_t kk = 0; kk < k; ++kk) {
     __m512 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_ps(panel + kk * 32 + v * 16);
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v)
+      b[v] = _mm512_loadu_ps(panel + (v / 2) * k * 32 + kk * 32 + (v % 2) * 16);
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r) {
       const __m512 x = _mm512_set1_ps(a[r * lda + kk]);
-#pragma GCC unroll 2
+#pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
     }
   }
@@ -101,15 +103,31 @@ constexpr Micro512 kMicro512[13] = {nullptr,
                                     gemm_micro_512<11, NV>,
                                     gemm_micro_512<12, NV>};
 
+// 8 x 48: 24 accumulators, as 12 x 32 has.
+constexpr Micro512 kMicro512x48[9] = {nullptr,
+                                      gemm_micro_512<1, 3>,
+                                      gemm_micro_512<2, 3>,
+                                      gemm_micro_512<3, 3>,
+                                      gemm_micro_512<4, 3>,
+                                      gemm_micro_512<5, 3>,
+                                      gemm_micro_512<6, 3>,
+                                      gemm_micro_512<7, 3>,
+                                      gemm_micro_512<8, 3>};
+
 void gemm_rows_12(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
                   float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
   // A block of rows stays in L2 over all panels. (Slicing k so that a panel slice stays in
   // L1 measured no faster here, even at k = 512 to 1536.)
   constexpr int64_t P = 32, kRows = 12, kBlock = 96;
   const int64_t panels = (n + P - 1) / P;
+  // A last panel of at most 16 columns after a full one (n = 40, 48, 80: the first stages'
+  // second 1x1 conv) runs with that full panel as 8 x 48 tiles: its own 12 x 16 tiles do one
+  // FMA per load. A 128 x 192 x 48 GEMM ran 17% faster so, 128 x 160 x 40 8% (paired runs).
+  const bool tail_of_48 = panels >= 2 && n - (panels - 1) * P <= 16;
+  const int64_t panels_of_32 = tail_of_48 ? panels - 2 : panels;
   for (int64_t block = row_begin; block < row_end; block += kBlock) {
     const int64_t block_end = imin(block + kBlock, row_end);
-    for (int64_t p = 0; p < panels; ++p) {
+    for (int64_t p = 0; p < panels_of_32; ++p) {
       const float* panel = packed + p * k * P;
       const int64_t col = p * P, cols = imin(P, n - col);
       const Micro512* micro = cols > 16 ? kMicro512<2> : kMicro512<1>;
@@ -119,6 +137,12 @@ void gemm_rows_12(const float* a, int64_t k, const float* packed, int64_t n, con
                     relu);
       }
     }
+    if (!tail_of_48) continue;
+    const int64_t col = panels_of_32 * P;
+    for (int64_t m = block; m < block_end; m += 8)
+      kMicro512x48[imin(8, block_end - m)](a + m * k, k, packed + panels_of_32 * k * P, k,
+                                           bias + col, out + m * n + col, n, n - col, accumulate,
+                                           relu);
   }
 }
 

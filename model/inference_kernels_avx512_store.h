@@ -31,14 +31,14 @@ __attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[ROWS][
                                                       int64_t cols, bool accumulate, bool relu) {
   __mmask16 mask[NV];
   __m512 bias_v[NV];
-#pragma GCC unroll 2
+#pragma GCC unroll 3
   for (int v = 0; v < NV; ++v) {
     mask[v] = lanes(cols - 16 * v);
     bias_v[v] = _mm512_maskz_loadu_ps(mask[v], bias + 16 * v);
   }
 #pragma GCC unroll 16
   for (int r = 0; r < ROWS; ++r)
-#pragma GCC unroll 2
+#pragma GCC unroll 3
     for (int v = 0; v < NV; ++v)
       store_output(out + r * ldo + 16 * v, _mm512_add_ps(acc[r][v], bias_v[v]), mask[v], accumulate,
                    relu);
