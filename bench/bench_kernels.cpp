@@ -30,11 +30,11 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// One stage's block: `side` x `side` maps of `c` channels, hidden width 4c, tiles of
-// ~96 pixels as OptimizedNetwork::fused_rows cuts them (at least one row).
+// One stage's block: `side` x `side` maps of `c` channels, hidden width 4c, in the tiles that
+// OptimizedNetwork::fused_rows cuts on one thread.
 void bench_stage(int64_t images, int64_t side, int64_t c, int repeats) {
   const int64_t hidden = 4 * c, rows = images * side, pixels = rows * side;
-  const int64_t tile_rows = std::max<int64_t>(1, (96 + side - 1) / side);
+  const int64_t tile_rows = kernels::fused_tile_rows(rows, side, 1);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> uniform(-0.1f, 0.1f);
   auto random = [&](int64_t n) {

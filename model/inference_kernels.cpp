@@ -5,6 +5,7 @@
 // cannot stay in cache; and its softmax would materialise the whole heatmap volume.
 #include "model/inference_kernels.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string>
@@ -79,6 +80,14 @@ void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias
                                      row_begin, row_end);
   generic::depthwise_conv_rows<generic::ScalarLanes>(in, weight, bias, out, height, width, channels,
                                                      kernel, relu, row_begin, row_end);
+}
+
+int64_t fused_tile_rows(int64_t rows, int64_t width, int threads) {
+  int64_t tile_rows = std::max<int64_t>(1, (96 + width - 1) / width);
+  const int64_t min_tiles = 8 * static_cast<int64_t>(std::max(1, threads));
+  while (tile_rows > 1 && (rows + tile_rows - 1) / tile_rows < min_tiles)
+    tile_rows = (tile_rows + 1) / 2;
+  return tile_rows;
 }
 
 bool gemm_available() {

@@ -14,6 +14,11 @@ void depthwise_conv_nhwc(const float* in, const float* weight /* K*K*C */, const
                          float* out, int64_t height, int64_t width, int64_t channels, int kernel,
                          bool relu, int64_t row_begin, int64_t row_end);
 
+// Image rows per tile where a depthwise conv and the 1x1 convs after it run fused, one tile at a
+// time (OptimizedNetwork::fused_rows): ~96 pixels (8 of the AVX-512 GEMM's 12-row blocks), fewer
+// where that would leave fewer than 8 tiles per thread to balance. `rows` = images x height.
+int64_t fused_tile_rows(int64_t rows, int64_t width, int threads);
+
 // Soft-argmax of a channels-last heatmap: logits[n, y, x, j * depth + d] for a height x
 // width grid. With upsample2x, the volume is first upsampled bilinearly to 2*height x
 // 2*width (align_corners=True, what nn.UpsamplingBilinear2d does), on the fly. For each

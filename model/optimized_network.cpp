@@ -2,7 +2,6 @@
 
 #include <ATen/Parallel.h>
 
-#include <algorithm>
 #include <cstring>
 
 #include "model/inference_kernels.h"
@@ -280,12 +279,7 @@ torch::Tensor OptimizedNetwork::fused_rows(const torch::Tensor& x, const Depthwi
   const int64_t first_c = first.weight.size(0);
   const int64_t out_c = second ? second->weight.size(0) : first_c;
   const int64_t hidden_c = second ? first_c : 0, rows = n * h;
-  // ~96 pixels per tile (8 of the GEMM's 12-row blocks), fewer where that would leave fewer
-  // than 8 tiles per thread to balance.
-  int64_t tile_rows = std::max<int64_t>(1, (96 + w - 1) / w);
-  const int64_t min_tiles = 8 * std::max(1, at::get_num_threads());
-  while (tile_rows > 1 && (rows + tile_rows - 1) / tile_rows < min_tiles)
-    tile_rows = (tile_rows + 1) / 2;
+  const int64_t tile_rows = kernels::fused_tile_rows(rows, w, at::get_num_threads());
   auto out = torch::empty({n, h, w, out_c}, x.options());
   const float* in = x.data_ptr<float>();
   float* result = out.data_ptr<float>();

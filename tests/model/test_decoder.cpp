@@ -139,6 +139,15 @@ TEST(DepthwiseKernel, MatchesConv2d) {
   expect_depthwise_matches_conv2d(kernels::depthwise_conv_nhwc);
 }
 
+TEST(FusedTiles, NearNinetySixPixelsButEightTilesPerThread) {
+  EXPECT_EQ(kernels::fused_tile_rows(8 * 64, 64, 2), 2);  // stage 0, batch 8: 128 pixels
+  EXPECT_EQ(kernels::fused_tile_rows(8 * 16, 16, 2), 6);  // stage 2: 96 pixels, 22 tiles
+  // Stage 3, batch 8, 2 threads: 12 rows would make 6 tiles, 6 make 11; 3 make 22 >= 16.
+  EXPECT_EQ(kernels::fused_tile_rows(8 * 8, 8, 2), 3);
+  EXPECT_EQ(kernels::fused_tile_rows(8 * 8, 8, 0), 6);  // as one thread: 11 tiles >= 8
+  EXPECT_EQ(kernels::fused_tile_rows(3, 500, 4), 1);    // rows wider than a tile: one row
+}
+
 TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
   if (!kernels::gemm_available()) {
     GTEST_SKIP() << "no AVX2 on this CPU: the optimized network uses LibTorch's addmm";
