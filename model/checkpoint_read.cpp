@@ -1,7 +1,8 @@
 // read_checkpoint and parse_checkpoint: zip (torch >= 1.6) and legacy PyTorch checkpoints,
 // from a file or from its bytes in memory, without LibTorch. The pickles go through the
-// restricted unpickler in pickle.cpp (see there for why it is hand-written); storages are read
-// with libzip or from the legacy byte stream, and every tensor is materialised contiguous.
+// restricted unpickler of pickle_reader.cpp (see pickle_reader.h for why it is hand-written);
+// storages are read with libzip or from the legacy byte stream, and every tensor is materialised
+// contiguous.
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>

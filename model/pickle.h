@@ -1,6 +1,6 @@
 #pragma once
 // A restricted Python-pickle reader (and the few writer primitives that
-// write_checkpoint_zip needs), used for PyTorch checkpoints. See pickle.cpp for
+// write_checkpoint_zip needs), used for PyTorch checkpoints. See pickle_reader.h for
 // why it is hand-written.
 #include <cstdint>
 #include <functional>
