@@ -14,160 +14,24 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/hdf5_io.h"
 #include "data/preprocess.h"
 
 namespace cnp::data {
 namespace {
+using hdf5::check;
+using hdf5::checked;
+using hdf5::Handle;
+using hdf5::read_dataset;
+using hdf5::read_string_attribute;
+using hdf5::vlen_string_type;
+using hdf5::write_dataset;
+using hdf5::write_int_attribute;
+using hdf5::write_string_attribute;
+
 // v2: one row per sample, with the crop error of samples that did not decode (v1 dropped
 // them, so rows no longer lined up with the samples on a rerun).
 constexpr const char* kFormat = "cnp-h36m-cache-v2";
-
-// HDF5 prints its error stack by default; our errors are one line, so silence it.
-void quiet_hdf5() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // No library shutdown at exit: HDF5 1.10 crashes there re-closing a file whose close
-    // failed (a full disk), turning a clean one-line error into a segfault. Every file is
-    // closed explicitly, so the shutdown has nothing to flush.
-    H5dont_atexit();
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  });
-}
-
-// Owns one HDF5 identifier.
-class Handle {
- public:
-  Handle() = default;
-  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
-  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
-  Handle& operator=(Handle&& o) noexcept {
-    reset();
-    id_ = o.id_;
-    close_ = o.close_;
-    o.id_ = -1;
-    return *this;
-  }
-  ~Handle() { reset(); }
-  void reset() {
-    if (id_ >= 0 && close_) close_(id_);
-    id_ = -1;
-  }
-  hid_t get() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-
- private:
-  hid_t id_ = -1;
-  herr_t (*close_)(hid_t) = nullptr;
-};
-
-// The operating system's reason behind an HDF5 failure ("No space left on device"), which
-// HDF5 records in its error stack as "... error message = '<strerror>' ..."; "" if none.
-std::string hdf5_system_reason() {
-  std::string reason;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_DOWNWARD,
-      [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
-        auto* text = static_cast<std::string*>(out);
-        const std::string desc = e->desc ? e->desc : "";
-        const std::string key = "error message = '";
-        const size_t at = desc.find(key);
-        if (text->empty() && at != std::string::npos) {
-          const size_t end = desc.find('\'', at + key.size());
-          *text =
-              desc.substr(at + key.size(), end == std::string::npos ? end : end - at - key.size());
-        }
-        return 0;
-      },
-      &reason);
-  return reason;
-}
-
-[[noreturn]] void fail_hdf5(const std::string& what) {
-  const std::string reason = hdf5_system_reason();
-  throw Error(reason.empty() ? what : what + ": " + reason);
-}
-
-Handle checked(hid_t id, herr_t (*close)(hid_t), const std::string& what) {
-  if (id < 0) fail_hdf5(what);
-  return Handle(id, close);
-}
-void check(herr_t status, const std::string& what) {
-  if (status < 0) fail_hdf5(what);
-}
-
-Handle vlen_string_type() {
-  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(t.get(), H5T_VARIABLE);
-  H5Tset_cset(t.get(), H5T_CSET_UTF8);
-  return t;
-}
-
-template <typename T>
-void write_dataset(hid_t file, const std::string& path, const char* name, hid_t type,
-                   std::vector<hsize_t> dims, const T* data) {
-  Handle space = checked(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                         H5Sclose, path + ": cannot create dataspace for '" + name + "'");
-  Handle set =
-      checked(H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-              H5Dclose, path + ": cannot create dataset '" + name + "'");
-  if (dims[0] > 0) {
-    check(H5Dwrite(set.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
-          path + ": cannot write dataset '" + name + "'");
-  }
-}
-
-void write_string_attribute(hid_t object, const std::string& path, const char* name,
-                            const std::string& value) {
-  Handle type = vlen_string_type();
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr = checked(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                        H5Aclose, path + ": cannot create attribute '" + name + "'");
-  const char* text = value.c_str();
-  check(H5Awrite(attr.get(), type.get(), &text), path + ": cannot write attribute '" + name + "'");
-}
-
-void write_int_attribute(hid_t object, const std::string& path, const char* name, int64_t value) {
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-  Handle attr =
-      checked(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-              H5Aclose, path + ": cannot create attribute '" + name + "'");
-  check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value),
-        path + ": cannot write attribute '" + name + "'");
-}
-
-std::string read_string_attribute(hid_t object, const std::string& path, const char* name) {
-  Handle attr = checked(H5Aopen(object, name, H5P_DEFAULT), H5Aclose,
-                        path + ": missing attribute '" + name + "'");
-  Handle type = vlen_string_type();
-  char* text = nullptr;
-  check(H5Aread(attr.get(), type.get(), &text), path + ": cannot read attribute '" + name + "'");
-  std::string value = text ? text : "";
-  H5free_memory(text);
-  return value;
-}
-
-// Reads a whole dataset whose shape must be {n, inner...}.
-template <typename T>
-std::vector<T> read_dataset(hid_t file, const std::string& path, const char* name, hid_t mem_type,
-                            size_t n, std::vector<hsize_t> inner) {
-  Handle set = checked(H5Dopen2(file, name, H5P_DEFAULT), H5Dclose,
-                       path + ": missing dataset '" + name + "'");
-  Handle space(H5Dget_space(set.get()), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(rank > 0 ? rank : 0);
-  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-  std::vector<hsize_t> expected = {n};
-  expected.insert(expected.end(), inner.begin(), inner.end());
-  if (dims != expected) throw Error(path + ": dataset '" + name + "' has an unexpected shape");
-  size_t total = n;
-  for (hsize_t d : inner) total *= d;
-  std::vector<T> out(total);
-  if (total > 0) {
-    check(H5Dread(set.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
-          path + ": cannot read dataset '" + name + "'");
-  }
-  return out;
-}
 
 std::string stat_text(const std::string& file) {
   struct stat st {};
@@ -201,7 +65,7 @@ std::string cache_file_path(const std::string& cache_dir, const TestSetOptions& 
 namespace {
 void build_into(const std::string& path, const std::string& tmp, const TestSetOptions& options,
                 const TestSet& set, int threads) {
-  quiet_hdf5();
+  hdf5::quiet();
   Handle file = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
                         tmp + ": cannot create HDF5 file");
 
@@ -368,7 +232,7 @@ struct CacheReader::Impl {
 
 CacheReader::CacheReader(const std::string& path) : impl_(new Impl) {
   try {
-    quiet_hdf5();
+    hdf5::quiet();
     impl_->path = path;
     if (!file_exists(path)) throw Error(path + ": cache file missing");
     impl_->file = checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
