@@ -329,6 +329,7 @@ void CacheReader::read_crops(int64_t begin, int64_t count, uint8_t* out) const {
                 std::to_string(begin + count) + ") outside 0.." + std::to_string(n));
   }
   if (count == 0) return;
+  hdf5::quiet();  // the data path reads from its own threads
   for (int64_t row = begin; row < begin + count; ++row) {
     if (!impl_->crop_errors[row].empty())
       throw Error(impl_->path + ": no crop for " + impl_->crop_errors[row] +

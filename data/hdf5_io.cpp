@@ -37,8 +37,11 @@ void quiet() {
     // failed (a full disk), turning a clean one-line error into a segfault. Every file is
     // closed explicitly, so the shutdown has nothing to flush.
     H5dont_atexit();
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   });
+  thread_local bool silenced = false;
+  if (silenced) return;
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  silenced = true;
 }
 
 [[noreturn]] void fail(const std::string& what) {
@@ -85,9 +88,19 @@ std::string read_string_attribute(hid_t object, const std::string& path, const c
                         path + ": missing attribute '" + name + "'");
   Handle type = vlen_string_type();
   char* text = nullptr;
-  check(H5Aread(attr.get(), type.get(), &text), path + ": cannot read attribute '" + name + "'");
+  check(H5Aread(attr.get(), type.get(), &text),
+        path + ": attribute '" + name + "' is not a string");
   std::string value = text ? text : "";
   H5free_memory(text);
+  return value;
+}
+
+int64_t read_int_attribute(hid_t object, const std::string& path, const char* name) {
+  Handle attr = checked(H5Aopen(object, name, H5P_DEFAULT), H5Aclose,
+                        path + ": missing attribute '" + name + "'");
+  int64_t value = 0;
+  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value),
+        path + ": attribute '" + name + "' is not an integer");
   return value;
 }
 

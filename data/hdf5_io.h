@@ -1,7 +1,8 @@
 #pragma once
-// Thin RAII and error helpers over HDF5's C API for the test-set cache (cache.cpp): every
-// failure becomes one cnp::Error naming the file and the dataset or attribute, with the
-// operating system's reason where HDF5 recorded one. Internal to cnp_data.
+// Thin RAII and error helpers over HDF5's C API, for the test-set cache (data/cache.cpp) and
+// the per-sample errors file (pipeline/samples_h5.cpp): every failure becomes one cnp::Error
+// naming the file and the dataset or attribute, with the operating system's reason where
+// HDF5 recorded one. Users need HDF5's include directories.
 #include <hdf5.h>
 
 #include <cstdint>
@@ -12,7 +13,8 @@
 
 namespace cnp::data::hdf5 {
 
-// HDF5 prints its error stack by default; our errors are one line, so silence it (once).
+// HDF5 prints its error stack by default; our errors are one line, so silence it. Call it
+// on every thread that uses HDF5: a thread-safe HDF5 keeps that setting per thread.
 void quiet();
 
 // Owns one HDF5 identifier.
@@ -66,6 +68,7 @@ void write_string_attribute(hid_t object, const std::string& path, const char* n
                             const std::string& value);
 void write_int_attribute(hid_t object, const std::string& path, const char* name, int64_t value);
 std::string read_string_attribute(hid_t object, const std::string& path, const char* name);
+int64_t read_int_attribute(hid_t object, const std::string& path, const char* name);
 
 // Reads a whole dataset whose shape must be {n, inner...}.
 template <typename T>

@@ -10,41 +10,14 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/hdf5_io.h"
 
 namespace cnp::pipeline {
 namespace {
 namespace fs = std::filesystem;
-
-// Per thread: a thread-safe HDF5 keeps the error-printing setting per thread, and the
-// sweep writes this file from its result-writer thread.
-void quiet_hdf5() {
-  thread_local bool quiet = false;
-  if (quiet) return;
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  quiet = true;
-}
-
-// Owns one HDF5 identifier.
-class Id {
- public:
-  Id(hid_t id, herr_t (*close)(hid_t), const std::string& what) : id_(id), close_(close) {
-    if (id_ < 0) throw Error(what);
-  }
-  Id(const Id&) = delete;
-  Id& operator=(const Id&) = delete;
-  ~Id() {
-    if (id_ >= 0) close_(id_);
-  }
-  hid_t get() const { return id_; }
-
- private:
-  hid_t id_;
-  herr_t (*close_)(hid_t);
-};
-
-void check(herr_t status, const std::string& what) {
-  if (status < 0) throw Error(what);
-}
+using data::hdf5::check;
+using data::hdf5::checked;
+using data::hdf5::Handle;
 
 // One row as it sits in memory for H5Dread/H5Dwrite.
 struct Row {
@@ -69,46 +42,6 @@ hid_t row_type() {
   return t;
 }
 
-void write_string_attr(hid_t obj, const char* name, const std::string& value,
-                       const std::string& where) {
-  Id type(H5Tcopy(H5T_C_S1), H5Tclose, where + ": cannot create string type");
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  Id space(H5Screate(H5S_SCALAR), H5Sclose, where + ": cannot create dataspace");
-  Id attr(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-          where + ": cannot create attribute '" + name + "'");
-  const char* text = value.c_str();
-  check(H5Awrite(attr.get(), type.get(), &text), where + ": cannot write attribute " + name);
-}
-
-void write_int_attr(hid_t obj, const char* name, int64_t value, const std::string& where) {
-  Id space(H5Screate(H5S_SCALAR), H5Sclose, where + ": cannot create dataspace");
-  Id attr(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-          where + ": cannot create attribute '" + name + "'");
-  check(H5Awrite(attr.get(), H5T_NATIVE_INT64, &value), where + ": cannot write attribute " + name);
-}
-
-std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
-  Id attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute '" + name + "'");
-  Id type(H5Tcopy(H5T_C_S1), H5Tclose, where + ": cannot create string type");
-  H5Tset_size(type.get(), H5T_VARIABLE);
-  H5Tset_cset(type.get(), H5T_CSET_UTF8);
-  char* text = nullptr;
-  check(H5Aread(attr.get(), type.get(), &text),
-        where + ": attribute '" + name + "' is not a string");
-  std::string out = text ? text : "";
-  H5free_memory(text);
-  return out;
-}
-
-int64_t read_int_attr(hid_t obj, const char* name, const std::string& where) {
-  Id attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute '" + name + "'");
-  int64_t value = 0;
-  check(H5Aread(attr.get(), H5T_NATIVE_INT64, &value),
-        where + ": attribute '" + name + "' is not an integer");
-  return value;
-}
-
 void write_job(hid_t file, const std::string& stem, const JobSamples& job,
                const std::string& path) {
   const std::string where = path + ": dataset '" + stem + "'";
@@ -128,31 +61,33 @@ void write_job(hid_t file, const std::string& stem, const JobSamples& job,
     }
   }
   const hsize_t n = rows.size();
-  Id type(row_type(), H5Tclose, where + ": cannot create row type");
-  Id space(H5Screate_simple(1, &n, nullptr), H5Sclose, where + ": cannot create dataspace");
-  Id set(H5Dcreate2(file, stem.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT,
-                    H5P_DEFAULT),
-         H5Dclose, where + ": cannot create");
+  Handle type = checked(row_type(), H5Tclose, where + ": cannot create row type");
+  Handle space =
+      checked(H5Screate_simple(1, &n, nullptr), H5Sclose, where + ": cannot create dataspace");
+  Handle set = checked(H5Dcreate2(file, stem.c_str(), type.get(), space.get(), H5P_DEFAULT,
+                                  H5P_DEFAULT, H5P_DEFAULT),
+                       H5Dclose, where + ": cannot create");
   if (n > 0) {
     check(H5Dwrite(set.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows.data()),
           where + ": cannot write");
   }
-  write_string_attr(set.get(), "variant", job.variant, where);
-  write_int_attr(set.get(), "epoch", job.epoch, where);
-  write_int_attr(set.get(), "protocol", job.protocol, where);
-  write_int_attr(set.get(), "flip", job.flip ? 1 : 0, where);
-  write_string_attr(set.get(), "bbox", job.bbox, where);
-  write_string_attr(set.get(), "headline", headline_metric(job.protocol), where);
+  data::hdf5::write_string_attribute(set.get(), where, "variant", job.variant);
+  data::hdf5::write_int_attribute(set.get(), where, "epoch", job.epoch);
+  data::hdf5::write_int_attribute(set.get(), where, "protocol", job.protocol);
+  data::hdf5::write_int_attribute(set.get(), where, "flip", job.flip ? 1 : 0);
+  data::hdf5::write_string_attribute(set.get(), where, "bbox", job.bbox);
+  data::hdf5::write_string_attribute(set.get(), where, "headline", headline_metric(job.protocol));
 }
 
 JobSamples read_job(hid_t file, const std::string& stem, const std::string& path) {
   const std::string where = path + ": dataset '" + stem + "'";
-  Id set(H5Dopen2(file, stem.c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open");
-  Id space(H5Dget_space(set.get()), H5Sclose, where + ": no dataspace");
+  Handle set =
+      checked(H5Dopen2(file, stem.c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open");
+  Handle space = checked(H5Dget_space(set.get()), H5Sclose, where + ": no dataspace");
   if (H5Sget_simple_extent_ndims(space.get()) != 1) throw Error(where + ": must be 1-D");
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space.get(), &n, nullptr);
-  Id type(row_type(), H5Tclose, where + ": cannot create row type");
+  Handle type = checked(row_type(), H5Tclose, where + ": cannot create row type");
   std::vector<Row> rows(n);
   if (n > 0) {
     // Conversion by member name: a dataset without one of the members fails here.
@@ -162,13 +97,13 @@ JobSamples read_job(hid_t file, const std::string& stem, const std::string& path
               "pa_mpjpe[17], n_mpjpe[17])");
   }
   JobSamples job;
-  job.variant = read_string_attr(set.get(), "variant", where);
-  job.epoch = static_cast<int>(read_int_attr(set.get(), "epoch", where));
-  job.protocol = static_cast<int>(read_int_attr(set.get(), "protocol", where));
+  job.variant = data::hdf5::read_string_attribute(set.get(), where, "variant");
+  job.epoch = static_cast<int>(data::hdf5::read_int_attribute(set.get(), where, "epoch"));
+  job.protocol = static_cast<int>(data::hdf5::read_int_attribute(set.get(), where, "protocol"));
   if (job.protocol != 1 && job.protocol != 2)
     throw Error(where + ": attribute 'protocol' must be 1 or 2");
-  job.flip = read_int_attr(set.get(), "flip", where) != 0;
-  job.bbox = read_string_attr(set.get(), "bbox", where);
+  job.flip = data::hdf5::read_int_attribute(set.get(), where, "flip") != 0;
+  job.bbox = data::hdf5::read_string_attribute(set.get(), where, "bbox");
   job.samples.resize(n);
   for (size_t i = 0; i < n; ++i) {
     const Row& r = rows[i];
@@ -210,9 +145,10 @@ std::unique_lock<std::recursive_mutex> hdf5_guard() {
 
 std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
   const auto lock = hdf5_guard();
-  quiet_hdf5();
+  data::hdf5::quiet();
   if (H5Fis_hdf5(path.c_str()) <= 0) throw Error(path + ": not an HDF5 file (or unreadable)");
-  Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + ": cannot open");
+  Handle file =
+      checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose, path + ": cannot open");
   std::vector<std::string> names;
   check(H5Literate(file.get(), H5_INDEX_NAME, H5_ITER_INC, nullptr, &collect_name, &names),
         path + ": cannot list datasets");
@@ -223,7 +159,7 @@ std::map<std::string, JobSamples> read_samples_file(const std::string& path) {
 
 void update_samples_file(const std::string& path, const std::map<std::string, JobSamples>& jobs) {
   const auto lock = hdf5_guard();
-  quiet_hdf5();
+  data::hdf5::quiet();
   const fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path());
   const std::string tmp = temporary_name(path);
@@ -232,8 +168,8 @@ void update_samples_file(const std::string& path, const std::map<std::string, Jo
   // rewrites everything, since HDF5 does not reclaim a deleted dataset's space.
   bool append = fs::exists(path);
   if (append) {
-    Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
-            path + ": cannot open as HDF5");
+    Handle file = checked(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose,
+                          path + ": cannot open as HDF5");
     for (const auto& [stem, job] : jobs) {
       if (H5Lexists(file.get(), stem.c_str(), H5P_DEFAULT) != 0) append = false;
     }
@@ -241,16 +177,16 @@ void update_samples_file(const std::string& path, const std::map<std::string, Jo
   try {
     if (append) {
       fs::copy_file(path, tmp, fs::copy_options::overwrite_existing);
-      Id file(H5Fopen(tmp.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose,
-              tmp + ": cannot open as HDF5");
+      Handle file = checked(H5Fopen(tmp.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose,
+                            tmp + ": cannot open as HDF5");
       for (const auto& [stem, job] : jobs) write_job(file.get(), stem, job, path);
       check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
     } else {
       std::map<std::string, JobSamples> all;
       if (fs::exists(path)) all = read_samples_file(path);
       for (const auto& [stem, job] : jobs) all[stem] = job;
-      Id file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
-              tmp + ": cannot create HDF5 file");
+      Handle file = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                            H5Fclose, tmp + ": cannot create HDF5 file");
       for (const auto& [stem, job] : all) write_job(file.get(), stem, job, path);
       check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), tmp + ": cannot flush");
     }
