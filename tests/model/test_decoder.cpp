@@ -4,8 +4,14 @@
 // convolution against torch::conv2d.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <mutex>
+#include <utility>
+#include <vector>
+
 #include "model/inference_kernels.h"
 #include "model/inference_kernels_avx2.h"
+#include "model/parallel_tiles.h"
 #include "model/soft_argmax.h"
 
 using namespace cnp::model;
@@ -146,6 +152,28 @@ TEST(FusedTiles, NearNinetySixPixelsButEightTilesPerThread) {
   EXPECT_EQ(kernels::fused_tile_rows(8 * 8, 8, 2), 3);
   EXPECT_EQ(kernels::fused_tile_rows(8 * 8, 8, 0), 6);  // as one thread: 11 tiles >= 8
   EXPECT_EQ(kernels::fused_tile_rows(3, 500, 4), 1);    // rows wider than a tile: one row
+}
+
+// One thread gets the same tiles as several: the fused path keeps a tile's intermediates in
+// cache, so one thread (an MPI rank per core) must not get a whole layer in one call.
+TEST(ParallelTiles, SameGrainSizedTilesOnAnyThreadCount) {
+  const int saved = at::get_num_threads();
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    std::mutex mutex;
+    std::vector<std::pair<int64_t, int64_t>> tiles;
+    parallel_tiles(1000, 96, [&](int64_t begin, int64_t end) {
+      std::lock_guard<std::mutex> lock(mutex);
+      tiles.emplace_back(begin, end);
+    });
+    std::sort(tiles.begin(), tiles.end());
+    ASSERT_EQ(tiles.size(), 11u) << threads << " threads";
+    for (size_t t = 0; t < tiles.size(); ++t) {
+      EXPECT_EQ(tiles[t].first, static_cast<int64_t>(t) * 96) << threads << " threads";
+      EXPECT_EQ(tiles[t].second, std::min<int64_t>(1000, (t + 1) * 96)) << threads << " threads";
+    }
+  }
+  at::set_num_threads(saved);
 }
 
 TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
