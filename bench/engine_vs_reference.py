@@ -18,6 +18,13 @@ cnp's kernels through CNP_CPU_ISA=avx2, LibTorch's ATen through ATEN_CPU_CAPABIL
 oneDNN convolutions through ONEDNN_MAX_CPU_ISA/DNNL_MAX_CPU_ISA=AVX2 and OpenBLAS through
 OPENBLAS_CORETYPE=Haswell; the nearest this machine gets to an AVX2-only CPU.
 
+OpenBLAS picks its kernels by CPU model, and a release older than the CPU (Debian's 0.3.21 on
+this workplace's Xeon, model 207) falls back to its SSE3 "Prescott" kernels. LibTorch 1.13 runs
+convolutions through BLAS on one thread, so the reference (and cnp's straightforward path) would
+run about 3x slower than the CPU allows. Where OpenBLAS reports Prescott on a CPU with AVX2, every
+process gets OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2), and the header says so; an
+OPENBLAS_CORETYPE already set is left alone.
+
 Against the CPU's fp32 FMA peak (bench/bench_cpu_peak, same threads and instruction set,
 measured again in every repeat): each forward's GFLOP/s as a share of it (the reference does
 the published multiply-adds, cnp's optimized path fewer for M and L), and the "ceiling", the
@@ -96,7 +103,39 @@ def run_reference(variant, args):
 
 
 def child_environment(args):
-    return dict(os.environ, **ISA_ENVIRONMENT[args.isa])
+    return dict(os.environ, **args.environment)
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def openblas_core():
+    """The core OpenBLAS picks for this CPU in the reference's process ("Prescott", "Haswell",
+    ...; None if it does not say)."""
+    out = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, text=True,
+                         env=dict(os.environ, OPENBLAS_VERBOSE="2"))
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("Core:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def openblas_override():
+    """OPENBLAS_CORETYPE for a CPU that OpenBLAS mistakes for an SSE3 one, else {}."""
+    if "OPENBLAS_CORETYPE" in os.environ or openblas_core() != "Prescott":
+        return {}
+    flags = cpu_flags()
+    if "avx512f" in flags:
+        return {"OPENBLAS_CORETYPE": "SkylakeX"}
+    return {"OPENBLAS_CORETYPE": "Haswell"} if "avx2" in flags else {}
 
 
 def fma_peak(args):
@@ -152,6 +191,12 @@ def main():
     print("batch %d, threads %d, flip %s, cnp precision %s, %d interleaved repeats of %.0f s "
           "each; medians" % (args.batch, args.threads, "on" if args.flip else "off",
                              args.precision, args.repeats, args.seconds))
+    args.environment = dict(ISA_ENVIRONMENT[args.isa])
+    if args.isa == "native":
+        args.environment.update(openblas_override())
+        if args.environment:
+            print("OpenBLAS takes this CPU for an SSE3 one (Prescott): every process gets %s"
+                  % " ".join("%s=%s" % kv for kv in args.environment.items()))
     print("instruction sets: %s" % (" ".join("%s=%s" % kv for kv in ISA_ENVIRONMENT[args.isa].items())
                                     or "the CPU's best"))
     if not os.path.exists(args.peak):
