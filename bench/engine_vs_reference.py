@@ -106,15 +106,16 @@ def child_environment(args):
     return dict(os.environ, **args.environment)
 
 
-def cpu_flags():
+def cpuinfo(field):
+    """The first value of `field` in /proc/cpuinfo ("model name", "flags"), or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(field):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return set()
+    return None
 
 
 def openblas_core():
@@ -132,7 +133,7 @@ def openblas_override():
     """OPENBLAS_CORETYPE for a CPU that OpenBLAS mistakes for an SSE3 one, else {}."""
     if "OPENBLAS_CORETYPE" in os.environ or openblas_core() != "Prescott":
         return {}
-    flags = cpu_flags()
+    flags = set((cpuinfo("flags") or "").split())
     if "avx512f" in flags:
         return {"OPENBLAS_CORETYPE": "SkylakeX"}
     return {"OPENBLAS_CORETYPE": "Haswell"} if "avx2" in flags else {}
@@ -149,17 +150,6 @@ def fma_peak(args):
     isa = "avx2" if args.isa == "avx2" or out["avx512_gflops_per_thread"] is None else "avx512"
     per_thread = out[isa + "_gflops_per_thread"]
     return (per_thread * args.threads if per_thread else None), isa
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main():
@@ -187,7 +177,7 @@ def main():
                  % args.cnp)
 
     print("CPU: %s, %d logical CPUs, load average before: %s" % (
-        cpu_model(), os.cpu_count(), " ".join("%.1f" % v for v in os.getloadavg())))
+        cpuinfo("model name") or "unknown CPU", os.cpu_count(), " ".join("%.1f" % v for v in os.getloadavg())))
     print("batch %d, threads %d, flip %s, cnp precision %s, %d interleaved repeats of %.0f s "
           "each; medians" % (args.batch, args.threads, "on" if args.flip else "off",
                              args.precision, args.repeats, args.seconds))

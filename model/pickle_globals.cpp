@@ -121,10 +121,7 @@ void Reader::reduce(ValueId fn, ValueId args_id) {
       for (size_t k = 0; k < t.shape.size(); ++k)
         if (t.shape[k] < 0 || t.stride[k] < 0) fail("negative tensor size or stride");
       out_.tensors.push_back(std::move(t));
-      Value v;
-      v.kind = Kind::Tensor;
-      v.i = static_cast<int64_t>(out_.tensors.size() - 1);
-      push(make(std::move(v)));
+      push(make_ref(Kind::Tensor, out_.tensors.size() - 1));
       return;
     }
     case Global::RebuildParameter:

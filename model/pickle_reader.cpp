@@ -274,10 +274,7 @@ Unpickled Reader::run() {
         ValueId pid = pop();
         StorageRef ref = persistent_load_(out_, val(pid));
         out_.storages.push_back(std::move(ref));
-        Value v;
-        v.kind = Kind::Storage;
-        v.i = static_cast<int64_t>(out_.storages.size() - 1);
-        push(make(std::move(v)));
+        push(make_ref(Kind::Storage, out_.storages.size() - 1));
         break;
       }
       case 'P':

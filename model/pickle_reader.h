@@ -100,6 +100,13 @@ class Reader {
     v.s = std::move(s);
     return make(std::move(v));
   }
+  // A Storage or Tensor value: the index of what it refers to in out_.storages/tensors.
+  ValueId make_ref(Kind kind, size_t index) {
+    Value v;
+    v.kind = kind;
+    v.i = static_cast<int64_t>(index);
+    return make(std::move(v));
+  }
   void push(ValueId id) { stack_.push_back(id); }
   ValueId pop() {
     if (stack_.size() <= floor()) fail("stack underflow");
