@@ -178,7 +178,7 @@ def main():
 
     print("CPU: %s, %d logical CPUs, load average before: %s" % (
         cpuinfo("model name") or "unknown CPU", os.cpu_count(), " ".join("%.1f" % v for v in os.getloadavg())))
-    print("batch %d, threads %d, flip %s, cnp precision %s, %d interleaved repeats of %.0f s "
+    print("batch %d, threads %d, flip %s, cnp precision %s, %d interleaved repeats of %g s "
           "each; medians" % (args.batch, args.threads, "on" if args.flip else "off",
                              args.precision, args.repeats, args.seconds))
     args.environment = dict(ISA_ENVIRONMENT[args.isa])
@@ -228,8 +228,10 @@ def main():
                      "%.0f" % max(r["max_rss_mb"] for r in runs["plain"])))
         peak_text = (", fp32 FMA peak of %d threads (%s): %.0f GFLOP/s" % (
             args.threads, peak_isa, peak)) if peak else ""
-        print("  %s done (load average %.1f, cnp's CPU kernels: %s%s)" % (
-            variant, os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"], peak_text), flush=True)
+        # The ratio goes out with each variant, so a run stopped early still says something.
+        print("  %s done: opt/ref %s (%s) (load average %.1f, cnp's CPU kernels: %s%s)" % (
+            variant, rows[-1][5], rows[-1][6], os.getloadavg()[0], runs["opt"][-1]["cpu_kernels"],
+            peak_text), flush=True)
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     print("images/s (wall clock); opt/ref(cpu): ratio of images per CPU-second")
     for r in [header] + rows:

@@ -4,6 +4,8 @@
 # builds cnp against PyTorch's CUDA LibTorch, runs the CUDA tests, benchmarks the forward pass
 # (XS bf16, L fp32/bf16) and the end-to-end sweep against the reference-shaped Python evaluation
 # (bench/reference_eval.py) on the same GPU, and prints one table. Aim: under 8 minutes.
+# CNP_GPU_CHECK_CPU_ENGINE=1 adds bench/engine_vs_reference.py on the node's CPU (two pinned
+# cores, native and AVX2; about 3 more minutes).
 #
 #   scripts/gpu_check.sh [BUNDLE_DIR] [WORK_DIR]     (defaults: .gpu_bundle, /tmp/cnp_gpu_check)
 #
@@ -68,7 +70,7 @@ cmake -S . -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release ${CNP_G
   > "$WORK/configure.log" 2>&1 || { tail -60 "$WORK/configure.log"; fail "configure"; }
 grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$WORK/configure.log" | head -20
 TESTS=(${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
-TARGETS=(cnp cnp_sweep bench_datapath bench_crop_dump "${TESTS[@]}")
+TARGETS=(cnp cnp_sweep bench_datapath bench_crop_dump bench_cpu_peak "${TESTS[@]}")
 # Keep going past a failing file so one run shows every compile error.
 KEEP_GOING=(-k 0)
 [ ${#GENERATOR[@]} -eq 0 ] && KEEP_GOING=(-k)
@@ -272,6 +274,40 @@ msg=$(grep -v "dlopen" "$LOGS/two_ranks.log" | grep -m1 -E "GPU|rror")
 two=$("$PY" -c "import glob,json; print(json.load(open(glob.glob('$WORK/fid_2ranks/jobs/*.json')[0]))['metrics']['mpjpe'])" 2>/dev/null)
 row "2 ranks, $DEVICE: exit code, MPJPE, first error" "$rc, ${two:-none}, ${msg:-none}"
 
+ENGINE_LOGS=()
+if [ -n "${CNP_GPU_CHECK_CPU_ENGINE:-}" ]; then
+  step "CPU engine vs the reference forward (issue 9) on two physical cores each, native and AVX2"
+  # A GPU node's host is a many-core CPU with nothing else running: a quieter place than a
+  # shared 2-core VM for bench/engine_vs_reference.py's 2-thread table. Each run is pinned to two
+  # CPUs on distinct physical cores (not hyperthread siblings), skipping CPU 0; the native and
+  # the AVX2-held runs go side by side on disjoint cores.
+  mapfile -t CORES < <(lscpu -p=CPU,CORE,SOCKET | grep -v '^#' | awk -F, '!seen[$2","$3]++ && $1 != 0 {print $1}')
+  if [ ${#CORES[@]} -lt 4 ]; then
+    row "CPU engine" "skipped: ${#CORES[@]} physical cores besides CPU 0, 4 needed"
+  else
+    # CNP_GPU_CHECK_DEADLINE_S (seconds from the check's start) stops these runs in time for the
+    # table to print inside a device call's limit; each variant's ratio is logged as it ends.
+    limit=400
+    [ -n "${CNP_GPU_CHECK_DEADLINE_S:-}" ] && limit=$((CNP_GPU_CHECK_DEADLINE_S - $(date +%s) + T_START))
+    [ "$limit" -lt 30 ] && limit=30
+    pids=()
+    for i in 0 1; do
+      isa=$([ $i -eq 0 ] && echo native || echo avx2)
+      ENGINE_LOGS+=("$LOGS/engine_$isa.log")
+      taskset -c "${CORES[$((2 * i))]},${CORES[$((2 * i + 1))]}" timeout "$limit" "$PY" \
+        bench/engine_vs_reference.py --cnp "$CNP" --peak "$WORK/build/bench/bench_cpu_peak" \
+        --isa "$isa" --threads 2 ${CNP_GPU_CHECK_CPU_ENGINE_ARGS:---repeats 3 --seconds 1.5} \
+        > "$LOGS/engine_$isa.log" 2>&1 &
+      pids+=($!)
+      echo "engine_vs_reference --isa $isa on CPUs ${CORES[$((2 * i))]},${CORES[$((2 * i + 1))]}"
+    done
+    for i in 0 1; do
+      wait "${pids[$i]}" || row "CPU engine ${ENGINE_LOGS[$i]##*/}" "FAILED (exit $?)"
+    done
+  fi
+fi
+
 echo
 echo "=== gpu_check on $GPU, $CPU ($NPROC cores)"
 printf '%s\n' "${TABLE[@]}"
+for f in "${ENGINE_LOGS[@]}"; do echo; echo "--- ${f##*/}"; cat "$f"; done
