@@ -113,11 +113,13 @@ void depthwise_conv_rows(const float* in, const float* weight, const float* bias
 // every weight and input for every output: ~20 GFLOP/s, load-bound, with AVX2 or AVX-512).
 // The last group of fewer than V::width channels goes through V's masked loads and stores.
 // For the SIMD lanes only (V::Mask, V::mask, V::load_masked, V::store_masked).
-template <class V, int K, int U, bool TAIL>
-inline void depthwise_strip_channels(const float* image, const float* weight, const float* bias,
-                                     float* out_row, int64_t y, int64_t width, int64_t channels,
-                                     int64_t ky0, int64_t ky1, bool relu, int64_t c,
-                                     typename V::Mask mask) {
+// One strip at x. EDGE: the strip's K - 1 + U input columns may reach into the zero padding, so
+// each is checked; an interior strip's are all inside the row, and its code has no branches
+// (with the checks, the compiler kept them all, and spilled registers, in every strip).
+template <class V, int K, int U, bool TAIL, bool EDGE>
+inline void depthwise_strip(const float* image, const float* weight, typename V::T b,
+                            float* out_row, int64_t x, int64_t y, int64_t width, int64_t channels,
+                            int64_t ky0, int64_t ky1, bool relu, int64_t c, typename V::Mask mask) {
   using T = typename V::T;
   constexpr int64_t pad = K / 2;
   auto load = [mask](const float* p) {
@@ -126,39 +128,53 @@ inline void depthwise_strip_channels(const float* image, const float* weight, co
     else
       return V::load(p);
   };
-  const T b = load(bias + c);
-  for (int64_t x = 0; x < width; x += U) {
-    T acc[U];
+  T acc[U];
 #pragma GCC unroll 16
-    for (int u = 0; u < U; ++u) acc[u] = b;
-    for (int64_t ky = ky0; ky < ky1; ++ky) {
-      const float* irow = image + (y + ky - pad) * width * channels + c;
-      T w[K];
+  for (int u = 0; u < U; ++u) acc[u] = b;
+  for (int64_t ky = ky0; ky < ky1; ++ky) {
+    const float* irow = image + (y + ky - pad) * width * channels + c;
+    T w[K];
 #pragma GCC unroll 16
-      for (int kx = 0; kx < K; ++kx) w[kx] = load(weight + (ky * K + kx) * channels + c);
+    for (int kx = 0; kx < K; ++kx) w[kx] = load(weight + (ky * K + kx) * channels + c);
 #pragma GCC unroll 32
-      for (int i = 0; i < U + K - 1; ++i) {  // input column x - pad + i feeds u = i - kx
-        const int64_t ix = x - pad + i;
-        if (ix < 0 || ix >= width) continue;  // zero padding
-        const T v = load(irow + ix * channels);
+    for (int i = 0; i < U + K - 1; ++i) {  // input column x - pad + i feeds u = i - kx
+      const int64_t ix = x - pad + i;
+      if (EDGE && (ix < 0 || ix >= width)) continue;  // zero padding
+      const T v = load(irow + ix * channels);
 #pragma GCC unroll 16
-        for (int kx = 0; kx < K; ++kx) {
-          const int u = i - kx;
-          if (u >= 0 && u < U) acc[u] = V::fmadd(w[kx], v, acc[u]);
-        }
+      for (int kx = 0; kx < K; ++kx) {
+        const int u = i - kx;
+        if (u >= 0 && u < U) acc[u] = V::fmadd(w[kx], v, acc[u]);
       }
     }
-    float* o = out_row + x * channels + c;
-    const int64_t valid = imin(U, width - x);
+  }
+  float* o = out_row + x * channels + c;
+  const int64_t valid = imin(U, width - x);
 #pragma GCC unroll 16
-    for (int u = 0; u < U; ++u) {
-      if (u >= valid) break;
-      const T v = relu ? V::max(V::set1(0.0f), acc[u]) : acc[u];  // NaN-preserving ReLU
-      if constexpr (TAIL)
-        V::store_masked(o + u * channels, mask, v);
-      else
-        V::store(o + u * channels, v);
-    }
+  for (int u = 0; u < U; ++u) {
+    if (u >= valid) break;
+    const T v = relu ? V::max(V::set1(0.0f), acc[u]) : acc[u];  // NaN-preserving ReLU
+    if constexpr (TAIL)
+      V::store_masked(o + u * channels, mask, v);
+    else
+      V::store(o + u * channels, v);
+  }
+}
+
+template <class V, int K, int U, bool TAIL>
+inline void depthwise_strip_channels(const float* image, const float* weight, const float* bias,
+                                     float* out_row, int64_t y, int64_t width, int64_t channels,
+                                     int64_t ky0, int64_t ky1, bool relu, int64_t c,
+                                     typename V::Mask mask) {
+  constexpr int64_t pad = K / 2;
+  const typename V::T b = TAIL ? V::load_masked(mask, bias + c) : V::load(bias + c);
+  for (int64_t x = 0; x < width; x += U) {
+    if (x >= pad && x + U + pad <= width)
+      depthwise_strip<V, K, U, TAIL, false>(image, weight, b, out_row, x, y, width, channels, ky0,
+                                            ky1, relu, c, mask);
+    else
+      depthwise_strip<V, K, U, TAIL, true>(image, weight, b, out_row, x, y, width, channels, ky0,
+                                           ky1, relu, c, mask);
   }
 }
 
