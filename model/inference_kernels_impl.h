@@ -113,10 +113,13 @@ void depthwise_conv_rows(const float* in, const float* weight, const float* bias
 // every weight and input for every output: ~20 GFLOP/s, load-bound, with AVX2 or AVX-512).
 // The last group of fewer than V::width channels goes through V's masked loads and stores.
 // For the SIMD lanes only (V::Mask, V::mask, V::load_masked, V::store_masked).
-// One strip at x. EDGE: the strip's K - 1 + U input columns may reach into the zero padding, so
-// each is checked; an interior strip's are all inside the row, and its code has no branches
-// (with the checks, the compiler kept them all, and spilled registers, in every strip).
-template <class V, int K, int U, bool TAIL, bool EDGE>
+// One strip at x, its U + K - 1 input columns x - pad + i. Which of them lie in the zero padding
+// is known at compile time for an interior strip (none), the first strip of a row (i < pad), the
+// last (i >= U + pad) and a strip that is the whole row (both): their code has no branches. Only
+// a row whose width is not a multiple of U has a strip that checks each column at run time (with
+// the checks in every strip, the compiler kept them all and spilled registers).
+enum StripEdges { kInterior = 0, kLeftEdge = 1, kRightEdge = 2, kCheckedEdges = 4 };
+template <class V, int K, int U, bool TAIL, int EDGES>
 inline void depthwise_strip(const float* image, const float* weight, typename V::T b,
                             float* out_row, int64_t x, int64_t y, int64_t width, int64_t channels,
                             int64_t ky0, int64_t ky1, bool relu, int64_t c, typename V::Mask mask) {
@@ -139,7 +142,11 @@ inline void depthwise_strip(const float* image, const float* weight, typename V:
 #pragma GCC unroll 32
     for (int i = 0; i < U + K - 1; ++i) {  // input column x - pad + i feeds u = i - kx
       const int64_t ix = x - pad + i;
-      if (EDGE && (ix < 0 || ix >= width)) continue;  // zero padding
+      if constexpr ((EDGES & kCheckedEdges) != 0) {
+        if (ix < 0 || ix >= width) continue;  // zero padding
+      }
+      if ((EDGES & kLeftEdge) && i < pad) continue;
+      if ((EDGES & kRightEdge) && i >= U + pad) continue;
       const T v = load(irow + ix * channels);
 #pragma GCC unroll 16
       for (int kx = 0; kx < K; ++kx) {
@@ -169,12 +176,22 @@ inline void depthwise_strip_channels(const float* image, const float* weight, co
   constexpr int64_t pad = K / 2;
   const typename V::T b = TAIL ? V::load_masked(mask, bias + c) : V::load(bias + c);
   for (int64_t x = 0; x < width; x += U) {
-    if (x >= pad && x + U + pad <= width)
-      depthwise_strip<V, K, U, TAIL, false>(image, weight, b, out_row, x, y, width, channels, ky0,
-                                            ky1, relu, c, mask);
+    const bool left_inside = x >= pad, right_inside = x + U + pad <= width;
+    if (left_inside && right_inside)
+      depthwise_strip<V, K, U, TAIL, kInterior>(image, weight, b, out_row, x, y, width, channels,
+                                                ky0, ky1, relu, c, mask);
+    else if (x == 0 && right_inside)
+      depthwise_strip<V, K, U, TAIL, kLeftEdge>(image, weight, b, out_row, x, y, width, channels,
+                                                ky0, ky1, relu, c, mask);
+    else if (x + U == width && left_inside)
+      depthwise_strip<V, K, U, TAIL, kRightEdge>(image, weight, b, out_row, x, y, width, channels,
+                                                 ky0, ky1, relu, c, mask);
+    else if (x == 0 && width == U)
+      depthwise_strip<V, K, U, TAIL, kLeftEdge | kRightEdge>(image, weight, b, out_row, x, y, width,
+                                                             channels, ky0, ky1, relu, c, mask);
     else
-      depthwise_strip<V, K, U, TAIL, true>(image, weight, b, out_row, x, y, width, channels, ky0,
-                                           ky1, relu, c, mask);
+      depthwise_strip<V, K, U, TAIL, kCheckedEdges>(image, weight, b, out_row, x, y, width,
+                                                    channels, ky0, ky1, relu, c, mask);
   }
 }
 

@@ -111,7 +111,10 @@ static void expect_depthwise_matches_conv2d(DepthwiseFunction depthwise) {
   torch::manual_seed(3);
   for (int kernel : {3, 7}) {
     for (int64_t channels : {40, 20, 3}) {  // whole vectors, a masked tail, a tail alone
-      for (int64_t w : {6, 19}) {           // strips of 8 pixels: one partial, several
+      // Strips of 8 pixels. 6: one partial strip; 19: a first, an interior and a partial one;
+      // 8: one strip that is the whole row; 24: a first, an interior and a last strip (each of
+      // these strips has its own branch-free code; the partial ones check every column).
+      for (int64_t w : {6, 19, 8, 24}) {
         for (bool relu : {false, true}) {
           SCOPED_TRACE(::testing::Message() << kernel << "x" << kernel << " c" << channels << " w"
                                             << w << (relu ? " relu" : ""));
