@@ -78,6 +78,7 @@ class OptimizedNetwork {
   // x += hidden W^T + b, in place (the block's residual).
   void linear_residual(torch::Tensor& x, const torch::Tensor& hidden, const Linear& layer) const;
   torch::Tensor patchify(const torch::Tensor& x_nhwc, int patch, const Linear& layer) const;
+  torch::Tensor stem_patches(const torch::Tensor& image_nchw) const;
   torch::Tensor depthwise(const torch::Tensor& x, const Depthwise& layer) const;
   Linear to_target(Linear layer) const;
   Depthwise to_target(Depthwise layer) const;
