@@ -62,11 +62,11 @@ void bench_stage(int64_t images, int64_t side, int64_t c, int repeats) {
       dw += seconds_since(t);
       t = Clock::now();
       kernels::gemm_bias(dw_out.data(), c, packed1.data(), hidden, b1.data(), hidden_out.data(),
-                         false, true, 0, n);
+                         nullptr, true, 0, n);
       pw1 += seconds_since(t);
       t = Clock::now();
       kernels::gemm_bias(hidden_out.data(), hidden, packed2.data(), c, b2.data(),
-                         out.data() + row * side * c, true, false, 0, n);
+                         out.data() + row * side * c, x.data() + row * side * c, false, 0, n);
       pw2 += seconds_since(t);
     }
     dw_s.push_back(dw);

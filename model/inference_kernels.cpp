@@ -109,11 +109,11 @@ void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
 }
 
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end) {
   if (use_avx512())
-    avx512::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+    avx512::gemm_bias(a, k, packed, n, bias, out, residual, relu, row_begin, row_end);
   else if (use_avx2())
-    avx2::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+    avx2::gemm_bias(a, k, packed, n, bias, out, residual, relu, row_begin, row_end);
 }
 
 bool gemm_bf16_available() {
@@ -134,9 +134,10 @@ void pack_gemm_weights_bf16(const float* w, int64_t n, int64_t k, uint16_t* pack
 }
 
 void gemm_bias_bf16(const float* a, int64_t k, const uint16_t* packed, int64_t n, const float* bias,
-                    float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+                    float* out, const float* residual, bool relu, int64_t row_begin,
+                    int64_t row_end) {
   if (gemm_bf16_available())
-    bf16::gemm_bias(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+    bf16::gemm_bias(a, k, packed, n, bias, out, residual, relu, row_begin, row_end);
 }
 
 const char* gemm_bf16_isa() {

@@ -32,7 +32,8 @@ void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_
 
 // 1x1 convolution on channels-last rows with a fused epilogue, for rows [row_begin,
 // row_end) of the (rows, k) matrix a: out[m, n] = act(a[m, :] . w[n, :] + bias[n]
-// (+ out[m, n] when accumulate, the residual)), act = ReLU when relu. w (n, k) is packed
+// (+ residual[m, n] unless residual is null)), act = ReLU when relu. The residual is laid out
+// as out (n floats a row) and may be out itself. w (n, k) is packed
 // once by pack_gemm_weights into gemm_packed_size(n, k) floats. Hand-written because the
 // OpenBLAS that Debian's LibTorch calls may pick a pre-AVX kernel on CPUs it does not
 // know, and to fuse bias, ReLU and residual into the GEMM's single pass over the output.
@@ -41,7 +42,7 @@ bool gemm_available();
 int64_t gemm_packed_size(int64_t n, int64_t k);
 void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed);
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end);
 
 // The same GEMM with bf16 inputs and fp32 accumulation (precision bf16 on CPU): a (fp32) is
 // rounded to bf16 on the fly, w (n, k) packed once by pack_gemm_weights_bf16 into
@@ -51,7 +52,8 @@ bool gemm_bf16_available();
 int64_t gemm_bf16_packed_size(int64_t n, int64_t k);
 void pack_gemm_weights_bf16(const float* w, int64_t n, int64_t k, uint16_t* packed);
 void gemm_bias_bf16(const float* a, int64_t k, const uint16_t* packed, int64_t n, const float* bias,
-                    float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+                    float* out, const float* residual, bool relu, int64_t row_begin,
+                    int64_t row_end);
 // "amx" or "avx512_bf16": what gemm_bias_bf16 runs on here.
 const char* gemm_bf16_isa();
 

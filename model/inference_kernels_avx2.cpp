@@ -107,8 +107,8 @@ void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
 }
 
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
-  gemm_rows<Avx2Lanes>(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end) {
+  gemm_rows<Avx2Lanes>(a, k, packed, n, bias, out, residual, relu, row_begin, row_end);
 }
 
 }  // namespace cnp::model::kernels::avx2

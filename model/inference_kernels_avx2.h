@@ -14,7 +14,7 @@ void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_
 int64_t gemm_panel_width();
 void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed);
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end);
 }  // namespace cnp::model::kernels::avx2
 
 namespace cnp::model::kernels::avx512 {
@@ -28,5 +28,5 @@ void soft_argmax_nhwc(const float* logits, int64_t joints, int64_t depth, int64_
 int64_t gemm_panel_width();
 void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed);
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end);
 }  // namespace cnp::model::kernels::avx512

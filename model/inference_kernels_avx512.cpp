@@ -65,7 +65,7 @@ struct HalfLanes {
 // through memory). Column tails by masks.
 template <int ROWS, int NV>
 void gemm_micro_512(const float* a, int64_t lda, const float* panel, int64_t k, const float* bias,
-                    float* out, int64_t ldo, int64_t cols, bool accumulate, bool relu) {
+                    float* out, int64_t ldo, int64_t cols, const float* residual, bool relu) {
   __m512 acc[ROWS][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < ROWS; ++r)
@@ -83,11 +83,11 @@ void gemm_micro_512(const float* a, int64_t lda, const float* panel, int64_t k, 
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(x, b[v], acc[r][v]);
     }
   }
-  avx512_store::store_tile<ROWS, NV>(acc, bias, out, ldo, cols, accumulate, relu);
+  avx512_store::store_tile<ROWS, NV>(acc, bias, out, ldo, cols, residual, relu);
 }
 
 using Micro512 = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*,
-                          int64_t, int64_t, bool, bool);
+                          int64_t, int64_t, const float*, bool);
 template <int NV>
 constexpr Micro512 kMicro512[13] = {nullptr,
                                     gemm_micro_512<1, NV>,
@@ -115,7 +115,8 @@ constexpr Micro512 kMicro512x48[9] = {nullptr,
                                       gemm_micro_512<8, 3>};
 
 void gemm_rows_12(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-                  float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+                  float* out, const float* residual, bool relu, int64_t row_begin,
+                  int64_t row_end) {
   // A block of rows stays in L2 over all panels. (Slicing k so that a panel slice stays in
   // L1 measured no faster here, even at k = 512 to 1536.)
   constexpr int64_t P = 32, kRows = 12, kBlock = 96;
@@ -133,16 +134,16 @@ void gemm_rows_12(const float* a, int64_t k, const float* packed, int64_t n, con
       const Micro512* micro = cols > 16 ? kMicro512<2> : kMicro512<1>;
       for (int64_t m = block; m < block_end; m += kRows) {
         const int64_t rows = imin(kRows, block_end - m);
-        micro[rows](a + m * k, k, panel, k, bias + col, out + m * n + col, n, cols, accumulate,
-                    relu);
+        micro[rows](a + m * k, k, panel, k, bias + col, out + m * n + col, n, cols,
+                    residual ? residual + m * n + col : nullptr, relu);
       }
     }
     if (!tail_of_48) continue;
     const int64_t col = panels_of_32 * P;
     for (int64_t m = block; m < block_end; m += 8)
       kMicro512x48[imin(8, block_end - m)](a + m * k, k, packed + panels_of_32 * k * P, k,
-                                           bias + col, out + m * n + col, n, n - col, accumulate,
-                                           relu);
+                                           bias + col, out + m * n + col, n, n - col,
+                                           residual ? residual + m * n + col : nullptr, relu);
   }
 }
 
@@ -185,8 +186,8 @@ void pack_gemm_weights(const float* w, int64_t n, int64_t k, float* packed) {
 }
 
 void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
-  gemm_rows_12(a, k, packed, n, bias, out, accumulate, relu, row_begin, row_end);
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end) {
+  gemm_rows_12(a, k, packed, n, bias, out, residual, relu, row_begin, row_end);
 }
 
 }  // namespace cnp::model::kernels::avx512
@@ -205,8 +206,8 @@ int64_t gemm_panel_width() {
   return 0;
 }
 void pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
-void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, bool, bool,
-               int64_t, int64_t) {}
+void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, const float*,
+               bool, int64_t, int64_t) {}
 }  // namespace cnp::model::kernels::avx512
 
 #endif

@@ -48,7 +48,7 @@ using avx512_store::lanes;
 // adjacent, so one 32-bit broadcast feeds a pair); panel: [pair][32 columns][2].
 template <int ROWS, int NV>
 void micro(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t pairs, const float* bias,
-           float* out, int64_t ldo, int64_t cols, bool accumulate, bool relu) {
+           float* out, int64_t ldo, int64_t cols, const float* residual, bool relu) {
   __m512 acc[ROWS][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < ROWS; ++r)
@@ -68,11 +68,11 @@ void micro(const uint16_t* a, int64_t lda, const uint16_t* panel, int64_t pairs,
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, b[v]);
     }
   }
-  avx512_store::store_tile<ROWS, NV>(acc, bias, out, ldo, cols, accumulate, relu);
+  avx512_store::store_tile<ROWS, NV>(acc, bias, out, ldo, cols, residual, relu);
 }
 
 using Micro = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, const float*, float*,
-                       int64_t, int64_t, bool, bool);
+                       int64_t, int64_t, const float*, bool);
 template <int NV>
 constexpr Micro kMicro[13] = {nullptr,      micro<1, NV>, micro<2, NV>,  micro<3, NV>,
                               micro<4, NV>, micro<5, NV>, micro<6, NV>,  micro<7, NV>,
@@ -147,7 +147,7 @@ void configure_tiles() {
 // One block of rows (bf16, k_pad apart) times every panel, 32 x 32 outputs at a time through
 // a scratch tile; the epilogue as in micro().
 void amx_block(const uint16_t* rows_bf16, int64_t block_rows, int64_t k_pad, const uint16_t* packed,
-               int64_t n, const float* bias, float* out, bool accumulate, bool relu) {
+               int64_t n, const float* bias, float* out, const float* residual, bool relu) {
   alignas(64) float scratch[32 * 32];
   const int64_t panels = (n + kPanel - 1) / kPanel, pairs = k_pad / 2;
   // The tile loads are asm without a memory operand: make the converted rows visible.
@@ -183,11 +183,12 @@ void amx_block(const uint16_t* rows_bf16, int64_t block_rows, int64_t k_pad, con
       const __m512 bias1 = _mm512_maskz_loadu_ps(mask1, bias + col + 16);
       for (int64_t r = 0; r < rows; ++r) {
         float* o = out + (m + r) * n + col;
+        const float* res = residual ? residual + (m + r) * n + col : nullptr;
         avx512_store::store_output(o, _mm512_add_ps(_mm512_load_ps(scratch + r * 32), bias0), mask0,
-                                   accumulate, relu);
+                                   res, relu);
         avx512_store::store_output(o + 16,
                                    _mm512_add_ps(_mm512_load_ps(scratch + r * 32 + 16), bias1),
-                                   mask1, accumulate, relu);
+                                   mask1, res ? res + 16 : nullptr, relu);
       }
     }
   }
@@ -231,7 +232,7 @@ void pack_weights(const float* w, int64_t n, int64_t k, uint16_t* packed) {
 }
 
 void gemm_bias(const float* a, int64_t k, const uint16_t* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end) {
   constexpr int64_t kRows = 12, kBlock = 96;
   thread_local RowBuffer buffer;
   const int64_t pairs = padded_pairs(k), k_pad = 2 * pairs;
@@ -243,7 +244,8 @@ void gemm_bias(const float* a, int64_t k, const uint16_t* packed, int64_t n, con
     const int64_t block_rows = imin(kBlock, row_end - block);
     convert_rows(a + block * k, k, k_pad, block_rows, rows_bf16);
     if (amx) {
-      amx_block(rows_bf16, block_rows, k_pad, packed, n, bias, out + block * n, accumulate, relu);
+      amx_block(rows_bf16, block_rows, k_pad, packed, n, bias, out + block * n,
+                residual ? residual + block * n : nullptr, relu);
       continue;
     }
     for (int64_t p = 0; p < panels; ++p) {
@@ -253,7 +255,8 @@ void gemm_bias(const float* a, int64_t k, const uint16_t* packed, int64_t n, con
       for (int64_t m = 0; m < block_rows; m += kRows) {
         const int64_t rows = imin(kRows, block_rows - m);
         table[rows](rows_bf16 + m * k_pad, k_pad, panel, (k + 1) / 2, bias + col,
-                    out + (block + m) * n + col, n, cols, accumulate, relu);
+                    out + (block + m) * n + col, n, cols,
+                    residual ? residual + (block + m) * n + col : nullptr, relu);
       }
     }
   }

@@ -8,7 +8,7 @@ bool compiled();
 int64_t packed_size(int64_t n, int64_t k);
 void pack_weights(const float* w, int64_t n, int64_t k, uint16_t* packed);
 void gemm_bias(const float* a, int64_t k, const uint16_t* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end);
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end);
 // Whether gemm_bias runs on AMX tiles (CPU and kernel permitting; allow_amx(false) forces
 // VDPBF16PS, for testing that path on AMX machines too).
 bool uses_amx();

@@ -366,8 +366,8 @@ void pack_panels(const float* w, int64_t n, int64_t k, float* packed) {
 // ROWS (<= 6) rows of a times one panel: 2 * ROWS accumulators held in registers.
 template <class V, int ROWS>
 inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t k,
-                       const float* bias, float* out, int64_t ldo, int64_t cols, bool accumulate,
-                       bool relu) {
+                       const float* bias, float* out, int64_t ldo, int64_t cols,
+                       const float* residual, bool relu) {
   typename V::T acc0[ROWS], acc1[ROWS];
   for (int r = 0; r < ROWS; ++r) acc0[r] = acc1[r] = V::set1(0.0f);
   for (int64_t kk = 0; kk < k; ++kk) {
@@ -385,9 +385,10 @@ inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t 
     for (int r = 0; r < ROWS; ++r) {
       float* o = out + r * ldo;
       typename V::T v0 = V::add(acc0[r], bias0), v1 = V::add(acc1[r], bias1);
-      if (accumulate) {
-        v0 = V::add(v0, V::load(o));
-        v1 = V::add(v1, V::load(o + V::width));
+      if (residual) {
+        const float* res = residual + r * ldo;
+        v0 = V::add(v0, V::load(res));
+        v1 = V::add(v1, V::load(res + V::width));
       }
       if (relu) {
         v0 = V::max(zero, v0);  // NaN-preserving ReLU (see the depthwise kernel)
@@ -403,8 +404,9 @@ inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t 
     V::store(tile, acc0[r]);
     V::store(tile + V::width, acc1[r]);
     float* o = out + r * ldo;
+    const float* res = residual ? residual + r * ldo : nullptr;
     for (int64_t j = 0; j < cols; ++j) {
-      float v = tile[j] + bias[j] + (accumulate ? o[j] : 0.0f);
+      float v = tile[j] + bias[j] + (res ? res[j] : 0.0f);
       o[j] = relu && v < 0.0f ? 0.0f : v;
     }
   }
@@ -412,7 +414,7 @@ inline void gemm_micro(const float* a, int64_t lda, const float* panel, int64_t 
 
 template <class V>
 void gemm_rows(const float* a, int64_t k, const float* packed, int64_t n, const float* bias,
-               float* out, bool accumulate, bool relu, int64_t row_begin, int64_t row_end) {
+               float* out, const float* residual, bool relu, int64_t row_begin, int64_t row_end) {
   constexpr int64_t P = panel_width<V>();
   constexpr int64_t kRows = 6, kBlock = 48;  // a block of rows stays in cache over all panels
   const int64_t panels = (n + P - 1) / P;
@@ -424,16 +426,17 @@ void gemm_rows(const float* a, int64_t k, const float* packed, int64_t n, const 
       int64_t m = block;
       for (; m + kRows <= block_end; m += kRows)
         gemm_micro<V, kRows>(a + m * k, k, panel, k, bias + col, out + m * n + col, n, cols,
-                             accumulate, relu);
+                             residual ? residual + m * n + col : nullptr, relu);
       const float* ar = a + m * k;
       float* o = out + m * n + col;
       // The last 1..kRows-1 rows of the block, with a micro-kernel of exactly that height.
       using Micro = void (*)(const float*, int64_t, const float*, int64_t, const float*, float*,
-                             int64_t, int64_t, bool, bool);
+                             int64_t, int64_t, const float*, bool);
       static constexpr Micro kTail[kRows] = {nullptr,          gemm_micro<V, 1>, gemm_micro<V, 2>,
                                              gemm_micro<V, 3>, gemm_micro<V, 4>, gemm_micro<V, 5>};
       if (block_end > m)
-        kTail[block_end - m](ar, k, panel, k, bias + col, o, n, cols, accumulate, relu);
+        kTail[block_end - m](ar, k, panel, k, bias + col, o, n, cols,
+                             residual ? residual + m * n + col : nullptr, relu);
     }
   }
 }

@@ -158,22 +158,22 @@ constexpr int64_t kGemmGrain = 96;  // rows per task: a multiple of the kernel's
 }
 
 void OptimizedNetwork::gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out,
-                            bool accumulate, bool relu) const {
+                            const float* residual, bool relu) const {
   parallel_tiles(m, kGemmGrain, [&](int64_t begin, int64_t end) {
-    gemm_rows(a, k, layer, out, accumulate, relu, begin, end);
+    gemm_rows(a, k, layer, out, residual, relu, begin, end);
   });
 }
 
 void OptimizedNetwork::gemm_rows(const float* a, int64_t k, const Linear& layer, float* out,
-                                 bool accumulate, bool relu, int64_t row_begin,
+                                 const float* residual, bool relu, int64_t row_begin,
                                  int64_t row_end) const {
   const int64_t n = layer.weight.size(0);
   const float* bias = layer.bias.data_ptr<float>();
   if (layer.packed_bf16.defined())
     kernels::gemm_bias_bf16(a, k, static_cast<const uint16_t*>(layer.packed_bf16.data_ptr()), n,
-                            bias, out, accumulate, relu, row_begin, row_end);
+                            bias, out, residual, relu, row_begin, row_end);
   else
-    kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, bias, out, accumulate, relu,
+    kernels::gemm_bias(a, k, layer.packed.data_ptr<float>(), n, bias, out, residual, relu,
                        row_begin, row_end);
 }
 
@@ -184,7 +184,7 @@ torch::Tensor OptimizedNetwork::linear(const torch::Tensor& x, const Linear& lay
     auto shape = x.sizes().vec();
     shape.back() = layer.weight.size(0);
     auto out = torch::empty(shape, x.options());
-    gemm(rows.data_ptr<float>(), rows.size(0), rows.size(1), layer, out.data_ptr<float>(), false,
+    gemm(rows.data_ptr<float>(), rows.size(0), rows.size(1), layer, out.data_ptr<float>(), nullptr,
          relu);
     return out;
   }
@@ -324,10 +324,11 @@ torch::Tensor OptimizedNetwork::fused_rows(const torch::Tensor& x, const Depthwi
     float* tile_out = result + begin * w * out_c;
     kernels::depthwise_conv_nhwc(in, dw_weight, dw_bias, dw_out, h, w, c, dw.kernel, false, begin,
                                  end);
-    if (!second) return gemm_rows(dw_out, c, first, tile_out, false, true, 0, pixels);
-    gemm_rows(dw_out, c, first, hidden, false, true, 0, pixels);
-    if (residual) std::memcpy(tile_out, in + begin * w * c, sizeof(float) * pixels * c);
-    gemm_rows(hidden, hidden_c, *second, tile_out, residual, false, 0, pixels);
+    if (!second) return gemm_rows(dw_out, c, first, tile_out, nullptr, true, 0, pixels);
+    gemm_rows(dw_out, c, first, hidden, nullptr, true, 0, pixels);
+    // The residual is read from the input rows in the GEMM's epilogue (out_c == c here).
+    gemm_rows(hidden, hidden_c, *second, tile_out, residual ? in + begin * w * c : nullptr, false,
+              0, pixels);
   });
   return out;
 }
@@ -338,7 +339,7 @@ void OptimizedNetwork::linear_residual(torch::Tensor& x, const torch::Tensor& hi
   auto hidden_rows = hidden.view({-1, hidden.size(3)});
   if (layer.packed.defined() || layer.packed_bf16.defined()) {
     gemm(hidden_rows.data_ptr<float>(), rows.size(0), hidden_rows.size(1), layer,
-         rows.data_ptr<float>(), true, false);
+         rows.data_ptr<float>(), rows.data_ptr<float>(), false);
     return;
   }
   rows.add_(layer.bias);

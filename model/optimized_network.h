@@ -64,11 +64,12 @@ class OptimizedNetwork {
     bool upsample = false;
   };
 
-  // out (m, n) = act(a (m, k) W^T + b (+ out)) with the layer's packed kernel, in parallel.
-  void gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out, bool accumulate,
-            bool relu) const;
+  // out (m, n) = act(a (m, k) W^T + b (+ residual, laid out as out; may be out)) with the
+  // layer's packed kernel, in parallel.
+  void gemm(const float* a, int64_t m, int64_t k, const Linear& layer, float* out,
+            const float* residual, bool relu) const;
   // Rows [row_begin, row_end) of the same, in the calling thread (CPU kernels only).
-  void gemm_rows(const float* a, int64_t k, const Linear& layer, float* out, bool accumulate,
+  void gemm_rows(const float* a, int64_t k, const Linear& layer, float* out, const float* residual,
                  bool relu, int64_t row_begin, int64_t row_end) const;
   torch::Tensor linear(const torch::Tensor& x, const Linear& layer, bool relu) const;
   // second(relu(first(dw(x)))) (+ x when residual), or relu(first(dw(x))) without second,

@@ -51,22 +51,28 @@ TEST_P(Bf16Gemm, EqualsFp32ArithmeticOnBf16RoundedOperands) {
                                   bf16_rounded(w).to(torch::kDouble).t());
         auto out = torch::empty({m, n});
         kernels::gemm_bias_bf16(a.data_ptr<float>(), k, p, n, bias.data_ptr<float>(),
-                                out.data_ptr<float>(), false, true, 0, m);
+                                out.data_ptr<float>(), nullptr, true, 0, m);
         EXPECT_LT((out.to(torch::kDouble) - exact.relu()).abs().max().item<double>(), 1e-4);
+        // The residual added in place, and read from another buffer (left as it was).
         auto residual = torch::randn({m, n});
-        auto sum = residual.clone();
+        auto sum = residual.clone(), apart = torch::empty({m, n});
         kernels::gemm_bias_bf16(a.data_ptr<float>(), k, p, n, bias.data_ptr<float>(),
-                                sum.data_ptr<float>(), true, false, 0, m);
-        EXPECT_LT((sum.to(torch::kDouble) - (residual.to(torch::kDouble) + exact))
-                      .abs()
-                      .max()
-                      .item<double>(),
-                  1e-4);
+                                sum.data_ptr<float>(), sum.data_ptr<float>(), false, 0, m);
+        const auto kept = residual.clone();
+        kernels::gemm_bias_bf16(a.data_ptr<float>(), k, p, n, bias.data_ptr<float>(),
+                                apart.data_ptr<float>(), residual.data_ptr<float>(), false, 0, m);
+        for (const auto& result : {sum, apart})
+          EXPECT_LT((result.to(torch::kDouble) - (kept.to(torch::kDouble) + exact))
+                        .abs()
+                        .max()
+                        .item<double>(),
+                    1e-4);
+        EXPECT_TRUE(torch::equal(residual, kept));
         // Row ranges: rows outside [begin, end) are left alone.
         auto part = torch::full({m, n}, 7.0f);
         const int64_t begin = m / 3, end = m - m / 4;
         kernels::gemm_bias_bf16(a.data_ptr<float>(), k, p, n, bias.data_ptr<float>(),
-                                part.data_ptr<float>(), false, false, begin, end);
+                                part.data_ptr<float>(), nullptr, false, begin, end);
         if (begin > 0) {
           EXPECT_TRUE((part.slice(0, 0, begin) == 7.0f).all().item<bool>());
         }
@@ -89,7 +95,7 @@ TEST_P(Bf16Gemm, NanInputGivesNanOutputs) {
                                   static_cast<uint16_t*>(packed.data_ptr()));
   auto out = torch::empty({m, n});
   kernels::gemm_bias_bf16(a.data_ptr<float>(), k, static_cast<uint16_t*>(packed.data_ptr()), n,
-                          bias.data_ptr<float>(), out.data_ptr<float>(), false, true, 0, m);
+                          bias.data_ptr<float>(), out.data_ptr<float>(), nullptr, true, 0, m);
   EXPECT_TRUE(torch::isnan(out[1]).all().item<bool>());  // through the ReLU too
   EXPECT_TRUE(torch::isfinite(out[0]).all().item<bool>());
 }
