@@ -5,7 +5,7 @@
 # (XS bf16, L fp32/bf16) and the end-to-end sweep against the reference-shaped Python evaluation
 # (bench/reference_eval.py) on the same GPU, and prints one table. Aim: under 8 minutes.
 # CNP_GPU_CHECK_CPU_ENGINE=1 adds bench/engine_vs_reference.py on the node's CPU (two pinned
-# cores, native and AVX2; about 3 more minutes).
+# cores, native and AVX2; about 3 more minutes); =only builds cnp alone and runs just that.
 #
 #   scripts/gpu_check.sh [BUNDLE_DIR] [WORK_DIR]     (defaults: .gpu_bundle, /tmp/cnp_gpu_check)
 #
@@ -71,6 +71,8 @@ cmake -S . -B "$WORK/build" "${GENERATOR[@]}" -DCMAKE_BUILD_TYPE=Release ${CNP_G
 grep -E "^-- (cnp|Found Torch|OpenCV|Caffe2|CUDA)" "$WORK/configure.log" | head -20
 TESTS=(${CNP_GPU_TEST_TARGETS:-model_decoder_cuda model_cuda_parity model_parity})
 TARGETS=(cnp cnp_sweep bench_datapath bench_crop_dump bench_cpu_peak "${TESTS[@]}")
+ENGINE_ONLY=$([ "${CNP_GPU_CHECK_CPU_ENGINE:-}" = only ] && echo 1)
+[ -n "$ENGINE_ONLY" ] && TARGETS=(cnp bench_cpu_peak)
 # Keep going past a failing file so one run shows every compile error.
 KEEP_GOING=(-k 0)
 [ ${#GENERATOR[@]} -eq 0 ] && KEEP_GOING=(-k)
@@ -83,7 +85,11 @@ else
 fi
 CNP=$WORK/build/apps/cnp
 SWEEP=$WORK/build/apps/cnp_sweep
-[ -x "$CNP" ] && [ -x "$SWEEP" ] || fail "build: cnp or cnp_sweep did not build"
+[ -x "$CNP" ] || fail "build: cnp did not build"
+
+# Every GPU step, skipped with CNP_GPU_CHECK_CPU_ENGINE=only.
+gpu_steps() {
+[ -x "$SWEEP" ] || fail "build: cnp_sweep did not build"
 
 step "CUDA tests"
 for t in "${TESTS[@]}"; do
@@ -273,6 +279,8 @@ cat "$LOGS/two_ranks.log"
 msg=$(grep -v "dlopen" "$LOGS/two_ranks.log" | grep -m1 -E "GPU|rror")
 two=$("$PY" -c "import glob,json; print(json.load(open(glob.glob('$WORK/fid_2ranks/jobs/*.json')[0]))['metrics']['mpjpe'])" 2>/dev/null)
 row "2 ranks, $DEVICE: exit code, MPJPE, first error" "$rc, ${two:-none}, ${msg:-none}"
+}
+[ -z "$ENGINE_ONLY" ] && gpu_steps
 
 ENGINE_LOGS=()
 if [ -n "${CNP_GPU_CHECK_CPU_ENGINE:-}" ]; then
