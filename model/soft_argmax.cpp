@@ -2,6 +2,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "model/inference_kernels.h"
 #include "model/parallel_tiles.h"
@@ -45,7 +47,11 @@ torch::Tensor fused_soft_argmax(const torch::Tensor& logits_nhwc, int64_t joints
   if (logits.is_cpu()) {
     const float* data = logits.data_ptr<float>();
     float* result = out.data_ptr<float>();
-    parallel_tiles(n * joints, 1, [&](int64_t begin, int64_t end) {
+    // Tasks of whole samples where there are enough of them (a sample's joints read its logits
+    // together, see soft_argmax_items), else of a few joints each.
+    const int64_t tasks_wanted = 4 * std::max(1, at::get_num_threads());
+    const int64_t grain = std::clamp<int64_t>(n * joints / tasks_wanted, 1, joints);
+    parallel_tiles(n * joints, grain, [&](int64_t begin, int64_t end) {
       kernels::soft_argmax_nhwc(data, joints, depth, h, w, upsample2x, result, begin, end);
     });
     return out;

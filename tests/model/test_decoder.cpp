@@ -237,6 +237,37 @@ TEST(Decoder, NonFiniteLogitsGiveNanCoordinates) {
   }
 }
 
+// The kernel decodes a sample's joints row by row together; any range of items, whole samples
+// or cut anywhere, gives each item exactly what it gets decoded alone, a NaN joint included.
+TEST(Decoder, ItemRangesGiveEachItemWhatItGetsAlone) {
+  torch::manual_seed(5);
+  const int64_t samples = 3, joints = 5, depth = 16, side = 6;
+  for (bool upsample : {false, true}) {
+    SCOPED_TRACE(upsample ? "upsample" : "no upsample");
+    auto logits = torch::randn({samples, side, side, joints * depth}) * 8.0;
+    logits.index_put_({1, 4, 3, 2 * depth + 5}, NAN);  // sample 1, joint 2
+    const int64_t items = samples * joints;
+    auto decode = [&](std::vector<std::pair<int64_t, int64_t>> ranges) {
+      auto out = torch::full({items, 3}, -7.0f);
+      for (auto [begin, end] : ranges)
+        kernels::soft_argmax_nhwc(logits.data_ptr<float>(), joints, depth, side, side, upsample,
+                                  out.data_ptr<float>(), begin, end);
+      return out;
+    };
+    std::vector<std::pair<int64_t, int64_t>> alone;
+    for (int64_t i = 0; i < items; ++i) alone.emplace_back(i, i + 1);
+    const auto want = decode(alone);
+    EXPECT_TRUE(torch::isnan(want[1 * joints + 2]).all().item<bool>());
+    EXPECT_EQ(torch::isnan(want).sum().item<int64_t>(), 3);
+    for (const auto& ranges : std::vector<std::vector<std::pair<int64_t, int64_t>>>{
+             {{0, items}}, {{0, 3}, {3, 12}, {12, items}}, {{0, 7}, {7, 8}, {8, items}}}) {
+      const auto got = decode(ranges);
+      EXPECT_TRUE(torch::equal(torch::isnan(got), torch::isnan(want)));
+      EXPECT_TRUE(torch::equal(torch::nan_to_num(got), torch::nan_to_num(want)));
+    }
+  }
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 // The dispatcher picks one instruction set (AVX-512 where present); the AVX2 build is
 // what AVX2-only CPUs run, so it is checked here too wherever the CPU can run it.
