@@ -114,21 +114,22 @@ void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const 
 }  // namespace cnp::model::kernels::avx2
 
 #else  // not an x86 compiler with AVX2: the dispatcher never calls these
-
-namespace cnp::model::kernels::avx2 {
-bool compiled() {
+// Defined by qualified name, so that a signature that drifts from the header is a compile error
+// (tests/model's model_kernel_fallbacks compiles this branch on x86 too).
+namespace cnp::model::kernels {
+bool avx2::compiled() {
   return false;
 }
-void depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64_t, int64_t,
-                         int64_t, int, bool, int64_t, int64_t) {}
-void soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,
-                      int64_t) {}
-int64_t gemm_panel_width() {
+void avx2::depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64_t, int64_t,
+                               int64_t, int, bool, int64_t, int64_t) {}
+void avx2::soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,
+                            int64_t) {}
+int64_t avx2::gemm_panel_width() {
   return 0;
 }
-void pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
-void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, bool, bool,
-               int64_t, int64_t) {}
-}  // namespace cnp::model::kernels::avx2
+void avx2::pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
+void avx2::gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*,
+                     const float*, bool, int64_t, int64_t) {}
+}  // namespace cnp::model::kernels
 
 #endif

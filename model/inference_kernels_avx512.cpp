@@ -209,21 +209,22 @@ void gemm_bias(const float* a, int64_t k, const float* packed, int64_t n, const 
 }  // namespace cnp::model::kernels::avx512
 
 #else  // not an x86 compiler with AVX-512: the dispatcher never calls these
-
-namespace cnp::model::kernels::avx512 {
-bool compiled() {
+// Defined by qualified name, so that a signature that drifts from the header is a compile error
+// (tests/model's model_kernel_fallbacks compiles this branch on x86 too).
+namespace cnp::model::kernels {
+bool avx512::compiled() {
   return false;
 }
-void depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64_t, int64_t,
-                         int64_t, int, bool, int64_t, int64_t) {}
-void soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,
-                      int64_t) {}
-int64_t gemm_panel_width() {
+void avx512::depthwise_conv_nhwc(const float*, const float*, const float*, float*, int64_t, int64_t,
+                                 int64_t, int, bool, int64_t, int64_t) {}
+void avx512::soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*,
+                              int64_t, int64_t) {}
+int64_t avx512::gemm_panel_width() {
   return 0;
 }
-void pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
-void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, const float*,
-               bool, int64_t, int64_t) {}
-}  // namespace cnp::model::kernels::avx512
+void avx512::pack_gemm_weights(const float*, int64_t, int64_t, float*) {}
+void avx512::gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*,
+                       const float*, bool, int64_t, int64_t) {}
+}  // namespace cnp::model::kernels
 
 #endif

@@ -266,21 +266,22 @@ void gemm_bias(const float* a, int64_t k, const uint16_t* packed, int64_t n, con
 }  // namespace cnp::model::kernels::bf16
 
 #else  // no AVX512_BF16 compiler support: the dispatcher never calls these
-
-namespace cnp::model::kernels::bf16 {
-bool compiled() {
+// Defined by qualified name, so that a signature that drifts from the header is a compile error
+// (tests/model's model_kernel_fallbacks compiles this branch on x86 too).
+namespace cnp::model::kernels {
+bool bf16::compiled() {
   return false;
 }
-int64_t packed_size(int64_t, int64_t) {
+int64_t bf16::packed_size(int64_t, int64_t) {
   return 0;
 }
-void pack_weights(const float*, int64_t, int64_t, uint16_t*) {}
-void gemm_bias(const float*, int64_t, const uint16_t*, int64_t, const float*, float*, bool, bool,
-               int64_t, int64_t) {}
-bool uses_amx() {
+void bf16::pack_weights(const float*, int64_t, int64_t, uint16_t*) {}
+void bf16::gemm_bias(const float*, int64_t, const uint16_t*, int64_t, const float*, float*,
+                     const float*, bool, int64_t, int64_t) {}
+bool bf16::uses_amx() {
   return false;
 }
-void allow_amx(bool) {}
-}  // namespace cnp::model::kernels::bf16
+void bf16::allow_amx(bool) {}
+}  // namespace cnp::model::kernels
 
 #endif
