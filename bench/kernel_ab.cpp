@@ -11,7 +11,8 @@
 // It also prints the largest difference between A's and B's outputs: a change meant to be
 // exact must show 0.
 //
-//   kernel_ab [--pairs 21] [--images 8] [--channels 48,96,192,384] [--expect-identical]
+//   kernel_ab [--pairs 21] [--images 8] [--channels 48,96,192,384] [--dw-kernel 7|3]
+//             [--expect-identical]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -63,6 +64,7 @@ double quantile(std::vector<double> v, double q) {
 struct Options {
   int pairs = 21, images = 8;
   std::vector<int64_t> channels{48, 96, 192, 384};  // ConvNeXtPose-S (M and L share them)
+  int dw_kernel = 7;                                // the head's depthwise convs are 3 x 3
   bool expect_identical = false;
 };
 
@@ -78,22 +80,24 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
     for (float& x : v) x = uniform(rng);
     return v;
   };
-  const auto x = random(pixels * c), dw_weight = random(49 * c), dw_bias = random(c);
+  const auto x = random(pixels * c), dw_weight = random(opt.dw_kernel * opt.dw_kernel * c),
+             dw_bias = random(c);
   const auto w1 = random(hidden * c), b1 = random(hidden), w2 = random(c * hidden), b2 = random(c);
-  // Per build: its packed weights, tile scratch as the fused path has it (the timed runs),
-  // and whole-stage outputs (the comparison, untimed).
+  // Per build: its packed weights and whole-stage outputs (the comparison, untimed). The timed
+  // runs of both write to one set of tile scratch (as the fused path has it) and one output:
+  // with separate buffers, identical code measured up to 1.36x apart for a memory-bound 3 x 3
+  // depthwise, by where its buffers happened to lie.
   struct Buffers {
-    std::vector<float> packed1, packed2, dw_tile, hidden_tile, out, dw_all, hidden_all, out_all;
+    std::vector<float> packed1, packed2, dw_all, hidden_all, out_all;
   } buf[2];
+  std::vector<float> dw_tile(tile_rows * side * c), hidden_tile(tile_rows * side * hidden),
+      out(pixels * c);
   for (int b = 0; b < 2; ++b) {
     // Panels are at most 32 wide in either ISA's layout: this size holds both.
     buf[b].packed1.assign((hidden + 31) / 32 * 32 * c, 0.0f);
     buf[b].packed2.assign((c + 31) / 32 * 32 * hidden, 0.0f);
     kBuilds[b].pack(w1.data(), hidden, c, buf[b].packed1.data());
     kBuilds[b].pack(w2.data(), c, hidden, buf[b].packed2.data());
-    buf[b].dw_tile.assign(tile_rows * side * c, 0.0f);
-    buf[b].hidden_tile.assign(tile_rows * side * hidden, 0.0f);
-    buf[b].out.assign(pixels * c, 0.0f);
   }
   // Layer `layer` over all tiles through build `b`, into the tile scratch, or into whole-stage
   // buffers where `all`.
@@ -104,17 +108,17 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
     for (int64_t row = 0; row < rows; row += tile_rows) {
       const int64_t end = std::min(rows, row + tile_rows), n = (end - row) * side,
                     first = row * side;
-      float* dw_out = all ? o.dw_all.data() + first * c : o.dw_tile.data();
-      float* hidden_out = all ? o.hidden_all.data() + first * hidden : o.hidden_tile.data();
-      float* out = (all ? o.out_all.data() : o.out.data()) + first * c;
+      float* dw_out = all ? o.dw_all.data() + first * c : dw_tile.data();
+      float* hidden_out = all ? o.hidden_all.data() + first * hidden : hidden_tile.data();
+      float* block_out = (all ? o.out_all.data() : out.data()) + first * c;
       if (layer == 0)
-        k.depthwise(x.data(), dw_weight.data(), dw_bias.data(), dw_out, side, side, c, 7, false,
-                    row, end);
+        k.depthwise(x.data(), dw_weight.data(), dw_bias.data(), dw_out, side, side, c,
+                    opt.dw_kernel, false, row, end);
       else if (layer == 1)
         k.gemm(dw_out, c, o.packed1.data(), hidden, b1.data(), hidden_out, nullptr, true, 0, n);
       else
-        k.gemm(hidden_out, hidden, o.packed2.data(), c, b2.data(), out, x.data() + first * c, false,
-               0, n);
+        k.gemm(hidden_out, hidden, o.packed2.data(), c, b2.data(), block_out, x.data() + first * c,
+               false, 0, n);
     }
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
@@ -126,8 +130,8 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
     for (int layer = 0; layer < 3; ++layer) run(b, layer, true);
   }
   static const char* const kNames[3] = {"depthwise", "1x1 up", "1x1 down"};
-  const double flop[3] = {2.0 * pixels * c * 49, 2.0 * pixels * c * hidden,
-                          2.0 * pixels * c * hidden};
+  const double flop[3] = {2.0 * pixels * c * opt.dw_kernel * opt.dw_kernel,
+                          2.0 * pixels * c * hidden, 2.0 * pixels * c * hidden};
   bool identical = true;
   std::printf("stage %d  %3lld x %-3lld %4lld ch, tiles of %lld px\n", stage,
               static_cast<long long>(side), static_cast<long long>(side), static_cast<long long>(c),
@@ -190,22 +194,24 @@ int main(int argc, char** argv) {
         if (end == p) break;
         p = *end == ',' ? end + 1 : end;
       }
+    } else if (arg == "--dw-kernel" && i + 1 < argc) {
+      opt.dw_kernel = std::atoi(argv[++i]);
     } else if (arg == "--expect-identical") {
       opt.expect_identical = true;
     } else {
       std::fprintf(stderr,
                    "usage: kernel_ab [--pairs 21] [--images 8] [--channels 48,96,192,384] "
-                   "[--expect-identical]\n");
+                   "[--dw-kernel 7|3] [--expect-identical]\n");
       return 2;
     }
   }
   if (opt.pairs < 1 || opt.pairs > 1000 || opt.images < 1 || opt.images > 64 ||
-      opt.channels.size() != 4 ||
+      (opt.dw_kernel != 3 && opt.dw_kernel != 7) || opt.channels.size() != 4 ||
       std::any_of(opt.channels.begin(), opt.channels.end(),
                   [](int64_t c) { return c < 1 || c > 4096; })) {
     std::fprintf(stderr,
-                 "kernel_ab: --pairs must be 1..1000, --images 1..64, --channels four counts "
-                 "of 1..4096\n");
+                 "kernel_ab: --pairs must be 1..1000, --images 1..64, --dw-kernel 7 or 3, "
+                 "--channels four counts of 1..4096\n");
     return 2;
   }
   std::printf("%d images, one thread, %d pairs in alternating order; medians\n", opt.images,

@@ -10,6 +10,7 @@
 #   bench/kernel_ab.sh A_REV [B_REV] [--isa avx512|avx2] [--build DIR] [-- kernel_ab options]
 #
 # kernel_ab options: --pairs N (21), --images N (8), --channels 48,96,192,384 (ConvNeXtPose-S),
+# --dw-kernel 7|3 (the backbone's depthwise size, or the head's),
 # --expect-identical (exit 1 where A's and B's outputs differ). --build is the CMake build
 # folder (default build/): the harness takes the tile rule from its libcnp_inference_kernels.
 set -euo pipefail
