@@ -172,6 +172,13 @@ bool compiled() {
 void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias, float* out,
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
+  // 7 x 7 in strips of 16 pixels where rows allow: 16 accumulators leave each one's chain of
+  // FMAs (4 cycles apiece) half the strip's time instead of all of it. Against strips of 8, in
+  // A/B pairs (bench/kernel_ab.sh): 1.14-1.20x on S's 64, 32 and 16 pixel wide stages. 3 x 3
+  // ran up to 14% slower so at 32 and 64 pixels: its loads, not its chains, bound it.
+  if (kernel == 7 && width % 16 == 0)
+    return depthwise_strips<Avx512Lanes, 7, 16>(in, weight, bias, out, height, width, channels,
+                                                relu, row_begin, row_end);
   if (kernel == 7)
     return depthwise_strips<Avx512Lanes, 7, 8>(in, weight, bias, out, height, width, channels, relu,
                                                row_begin, row_end);

@@ -113,8 +113,10 @@ static void expect_depthwise_matches_conv2d(DepthwiseFunction depthwise) {
     for (int64_t channels : {40, 20, 3}) {  // whole vectors, a masked tail, a tail alone
       // Strips of 8 pixels. 6: one partial strip; 19: a first, an interior and a partial one;
       // 8: one strip that is the whole row; 24: a first, an interior and a last strip (each of
-      // these strips has its own branch-free code; the partial ones check every column).
-      for (int64_t w : {6, 19, 8, 24}) {
+      // these strips has its own branch-free code; the partial ones check every column). With
+      // AVX-512 a 7 x 7 conv on rows a multiple of 16 wide runs strips of 16: 16 is one whole
+      // row, 32 a first and a last strip, 48 a first, an interior and a last.
+      for (int64_t w : {6, 19, 8, 24, 16, 32, 48}) {
         for (bool relu : {false, true}) {
           SCOPED_TRACE(::testing::Message() << kernel << "x" << kernel << " c" << channels << " w"
                                             << w << (relu ? " relu" : ""));
