@@ -72,7 +72,10 @@ struct Options {
 // and B's outputs differ.
 bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
   const int64_t hidden = 4 * c, rows = opt.images * side, pixels = rows * side;
-  const int64_t tile_rows = kernels::fused_tile_rows(rows, side, 1);
+  // The tiles OptimizedNetwork::fused_rows cuts on one thread: about fused_tile_rows rows,
+  // within a row of each other (parallel_parts).
+  const int64_t tile_rows = kernels::fused_tile_rows(rows, side, 1),
+                tiles = (rows + tile_rows - 1) / tile_rows;
   std::mt19937 rng(static_cast<unsigned>(1 + stage));
   std::uniform_real_distribution<float> uniform(-0.1f, 0.1f);
   auto random = [&](int64_t n) {
@@ -105,8 +108,8 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
     const Build& k = kBuilds[b];
     Buffers& o = buf[b];
     const auto start = Clock::now();
-    for (int64_t row = 0; row < rows; row += tile_rows) {
-      const int64_t end = std::min(rows, row + tile_rows), n = (end - row) * side,
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t row = t * rows / tiles, end = (t + 1) * rows / tiles, n = (end - row) * side,
                     first = row * side;
       float* dw_out = all ? o.dw_all.data() + first * c : dw_tile.data();
       float* hidden_out = all ? o.hidden_all.data() + first * hidden : hidden_tile.data();
@@ -133,9 +136,10 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
   const double flop[3] = {2.0 * pixels * c * opt.dw_kernel * opt.dw_kernel,
                           2.0 * pixels * c * hidden, 2.0 * pixels * c * hidden};
   bool identical = true;
-  std::printf("stage %d  %3lld x %-3lld %4lld ch, tiles of %lld px\n", stage,
+  std::printf("stage %d  %3lld x %-3lld %4lld ch, %lld tiles of <= %lld px\n", stage,
               static_cast<long long>(side), static_cast<long long>(side), static_cast<long long>(c),
-              static_cast<long long>(tile_rows * side));
+              static_cast<long long>(tiles),
+              static_cast<long long>((rows + tiles - 1) / tiles * side));
   for (int layer = 0; layer < 3; ++layer) {
     run(0, layer, false);  // warm both builds' code and data
     run(1, layer, false);

@@ -306,13 +306,14 @@ torch::Tensor OptimizedNetwork::fused_rows(const torch::Tensor& x, const Depthwi
   const int64_t first_c = first.weight.size(0);
   const int64_t out_c = second ? second->weight.size(0) : first_c;
   const int64_t hidden_c = second ? first_c : 0, rows = n * h;
-  const int64_t tile_rows = kernels::fused_tile_rows(rows, w, at::get_num_threads());
+  const int threads = at::in_parallel_region() ? 1 : at::get_num_threads();
+  const int64_t tiles = balanced_parts(rows, kernels::fused_tile_rows(rows, w, threads), threads);
   auto out = torch::empty({n, h, w, out_c}, x.options());
   const float* in = x.data_ptr<float>();
   float* result = out.data_ptr<float>();
   const float* dw_weight = dw.weight_khwc.data_ptr<float>();
   const float* dw_bias = dw.bias.data_ptr<float>();
-  parallel_tiles(rows, tile_rows, [&](int64_t begin, int64_t end) {
+  parallel_parts(rows, tiles, [&](int64_t begin, int64_t end) {
     // Per-thread scratch that lives as long as the thread (OpenMP's pool): no allocation and
     // no page faults per tile.
     thread_local std::vector<float> scratch;

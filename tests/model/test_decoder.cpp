@@ -181,6 +181,43 @@ TEST(ParallelTiles, SameGrainSizedTilesOnAnyThreadCount) {
   at::set_num_threads(saved);
 }
 
+TEST(ParallelParts, EveryItemOnceInPartsWithinOneOfEachOther) {
+  const int saved = at::get_num_threads();
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    for (auto [count, parts] :
+         {std::pair<int64_t, int64_t>{128, 22}, {64, 22}, {1000, 16}, {5, 8}, {7, 1}}) {
+      SCOPED_TRACE(::testing::Message()
+                   << count << " in " << parts << ", " << threads << " threads");
+      std::mutex mutex;
+      std::vector<std::pair<int64_t, int64_t>> got;
+      parallel_parts(count, parts, [&](int64_t begin, int64_t end) {
+        std::lock_guard<std::mutex> lock(mutex);
+        got.emplace_back(begin, end);
+      });
+      std::sort(got.begin(), got.end());
+      ASSERT_EQ(static_cast<int64_t>(got.size()), std::min(count, parts));
+      int64_t next = 0, smallest = count, largest = 0;
+      for (auto [begin, end] : got) {
+        EXPECT_EQ(begin, next);
+        next = end;
+        smallest = std::min(smallest, end - begin);
+        largest = std::max(largest, end - begin);
+      }
+      EXPECT_EQ(next, count);
+      EXPECT_GE(smallest, 1);
+      EXPECT_LE(largest - smallest, 1);
+    }
+  }
+  at::set_num_threads(saved);
+  // A multiple of the threads, of parts about as large as asked (at most that large).
+  EXPECT_EQ(balanced_parts(128, 6, 2), 22);  // 22 parts of 5-6 rows, not 21 of 6 and one of 2
+  EXPECT_EQ(balanced_parts(128, 6, 3), 24);
+  EXPECT_EQ(balanced_parts(64, 3, 2), 22);
+  EXPECT_EQ(balanced_parts(10, 3, 4), 4);
+  EXPECT_EQ(balanced_parts(512, 2, 1), 256);
+}
+
 TEST(GemmKernel, MatchesAddmmWithBiasReluAndResidual) {
   if (!kernels::gemm_available()) {
     GTEST_SKIP() << "no AVX2 on this CPU: the optimized network uses LibTorch's addmm";
