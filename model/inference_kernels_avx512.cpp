@@ -78,9 +78,10 @@ void gemm_micro_512(const float* a, int64_t lda, const float* panel, int64_t k, 
   for (int64_t kk = 0; kk < k; ++kk) {
     // The panel's row kPrefetchSteps ahead into L1 (past the panel's end: the next panel's, or
     // an address nothing reads, which a prefetch never faults on, hence integer arithmetic).
-    // A panel over L1's size (k >= 384) otherwise arrived late from L2 or, for stage 3's
-    // 2.4 MB of weights, from L3: S's stage-3 1x1 convs ran 15-20% faster with it, stages 1-2's
-    // second 1x1 2-4% (A/B pairs on one thread); those with smaller panels did not change.
+    // A panel over L1's size otherwise arrived late from L2 or, for stage 3's 2.4 MB of
+    // weights, from L3. A/B pairs on one thread (bench/kernel_ab.sh): S's stage-3 1x1 convs
+    // 1.10x and 1.19x, stage 2's second 1.03x; stages 0-1, whose panels fit L1, lost 0-1.5%,
+    // and switching it off for them at run time cost more than that.
     const uintptr_t ahead =
         reinterpret_cast<uintptr_t>(panel) + sizeof(float) * (kk + kPrefetchSteps) * 32;
 #pragma GCC unroll 3
@@ -173,9 +174,10 @@ void depthwise_conv_nhwc(const float* in, const float* weight, const float* bias
                          int64_t height, int64_t width, int64_t channels, int kernel, bool relu,
                          int64_t row_begin, int64_t row_end) {
   // 7 x 7 in strips of 16 pixels where rows allow: 16 accumulators leave each one's chain of
-  // FMAs (4 cycles apiece) half the strip's time instead of all of it. Against strips of 8, in
-  // A/B pairs (bench/kernel_ab.sh): 1.14-1.20x on S's 64, 32 and 16 pixel wide stages. 3 x 3
-  // ran up to 14% slower so at 32 and 64 pixels: its loads, not its chains, bound it.
+  // FMAs (4 cycles apiece) half the strip's time instead of all of it. With the strip's
+  // grouped addressing (inference_kernels_impl.h), in A/B pairs (bench/kernel_ab.sh):
+  // 1.14-1.16x on S's 64, 32 and 16 pixel wide stages, 1.07x on the 8 wide one (strips of 8).
+  // 3 x 3 ran up to 14% slower in strips of 16 at 32 and 64 pixels: loads, not chains, bind it.
   if (kernel == 7 && width % 16 == 0)
     return depthwise_strips<Avx512Lanes, 7, 16>(in, weight, bias, out, height, width, channels,
                                                 relu, row_begin, row_end);
