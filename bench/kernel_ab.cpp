@@ -2,7 +2,7 @@
 // CPU kernels from two source trees, A and B, compiled into namespaces of their own
 // (CNP_AB_A, CNP_AB_B), run on the same data in alternation, one backbone block per stage as
 // the fused path runs it on one thread (depthwise, 1x1 up with ReLU, 1x1 down with the
-// residual, tile by tile).
+// residual, tile by tile), then the soft-argmax decoder.
 //
 // Why pairs: on a shared machine the speed of a whole run moves by 30% from one minute to the
 // next, so two runs of bench_kernels cannot tell a 5% change. Here each measurement takes a
@@ -36,6 +36,8 @@
   void pack_gemm_weights(const float*, int64_t, int64_t, float*);                                  \
   void gemm_bias(const float*, int64_t, const float*, int64_t, const float*, float*, const float*, \
                  bool, int64_t, int64_t);                                                          \
+  void soft_argmax_nhwc(const float*, int64_t, int64_t, int64_t, int64_t, bool, float*, int64_t,   \
+                        int64_t);                                                                  \
   }
 CNP_AB_DECLARE(CNP_AB_A)
 CNP_AB_DECLARE(CNP_AB_B)
@@ -50,11 +52,13 @@ struct Build {
   decltype(&kernels::CNP_AB_A::depthwise_conv_nhwc) depthwise;
   decltype(&kernels::CNP_AB_A::pack_gemm_weights) pack;
   decltype(&kernels::CNP_AB_A::gemm_bias) gemm;
+  decltype(&kernels::CNP_AB_A::soft_argmax_nhwc) decode;
 };
-const Build kBuilds[2] = {{kernels::CNP_AB_A::depthwise_conv_nhwc,
-                           kernels::CNP_AB_A::pack_gemm_weights, kernels::CNP_AB_A::gemm_bias},
-                          {kernels::CNP_AB_B::depthwise_conv_nhwc,
-                           kernels::CNP_AB_B::pack_gemm_weights, kernels::CNP_AB_B::gemm_bias}};
+const Build kBuilds[2] = {
+    {kernels::CNP_AB_A::depthwise_conv_nhwc, kernels::CNP_AB_A::pack_gemm_weights,
+     kernels::CNP_AB_A::gemm_bias, kernels::CNP_AB_A::soft_argmax_nhwc},
+    {kernels::CNP_AB_B::depthwise_conv_nhwc, kernels::CNP_AB_B::pack_gemm_weights,
+     kernels::CNP_AB_B::gemm_bias, kernels::CNP_AB_B::soft_argmax_nhwc}};
 
 double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
@@ -180,6 +184,56 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
   return identical;
 }
 
+// The decoder on one batch of logits, ConvNeXtPose's 18 joints: M's and L's shape (64 depth
+// bins on a 32 x 32 grid, upsampled to 64 x 64 on the fly) and XS's and S's (32 bins, 32 x 32).
+// Returns false where A's and B's coordinates differ.
+bool compare_decoder(const Options& opt, int64_t depth, bool upsample) {
+  const int64_t joints = 18, side = 32, items = opt.images * joints;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  std::vector<float> logits(opt.images * side * side * joints * depth);
+  for (float& v : logits) v = normal(rng);
+  std::vector<float> coords[2] = {std::vector<float>(items * 3), std::vector<float>(items * 3)};
+  auto run = [&](int b) {
+    const auto start = Clock::now();
+    kBuilds[b].decode(logits.data(), joints, depth, side, side, upsample, coords[b].data(), 0,
+                      items);
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  run(0);
+  run(1);
+  std::vector<double> ratio, time_a, time_b;
+  for (int p = 0; p < opt.pairs; ++p) {
+    double ta, tb;
+    if (p % 2) {
+      tb = run(1);
+      ta = run(0);
+    } else {
+      ta = run(0);
+      tb = run(1);
+    }
+    ratio.push_back(ta / tb);
+    time_a.push_back(ta);
+    time_b.push_back(tb);
+  }
+  double max_diff = 0;
+  for (int64_t i = 0; i < items * 3; ++i) {
+    const double d = std::fabs(static_cast<double>(coords[0][i]) - coords[1][i]);
+    if (!(d <= max_diff)) max_diff = d;  // NaN counts as a difference
+  }
+  const int64_t out_side = upsample ? 2 * side : side;
+  std::printf(
+      "decoder  %lld x %lld x %lld per joint  A %6.1f  B %6.1f Mvoxel/s  B speed / A: median "
+      "%.3f (quartiles %.3f-%.3f)  max |B-A| %.3g\n",
+      static_cast<long long>(depth), static_cast<long long>(out_side),
+      static_cast<long long>(out_side),
+      items * depth * out_side * out_side / quantile(time_a, 0.5) / 1e6,
+      items * depth * out_side * out_side / quantile(time_b, 0.5) / 1e6, quantile(ratio, 0.5),
+      quantile(ratio, 0.25), quantile(ratio, 0.75), max_diff);
+  return max_diff == 0 &&
+         std::memcmp(coords[0].data(), coords[1].data(), coords[0].size() * sizeof(float)) == 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -224,6 +278,8 @@ int main(int argc, char** argv) {
   int64_t side = 64;  // 256 x 256 input, stem stride 4
   for (int stage = 0; stage < 4; ++stage, side /= 2)
     identical = compare_stage(opt, stage, side, opt.channels[stage]) && identical;
+  identical = compare_decoder(opt, 64, true) && identical;
+  identical = compare_decoder(opt, 32, false) && identical;
   if (opt.expect_identical && !identical) {
     std::fprintf(stderr, "kernel_ab: A's and B's outputs differ (--expect-identical)\n");
     return 1;
