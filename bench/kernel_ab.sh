@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# A/B of the CPU inference kernels (one ISA's build) between two source trees on this machine:
-# A = a git revision, B = another revision or, by default, the working tree (uncommitted
-# changes included). Both are compiled into namespaces of their own and linked into one
-# program, bench/kernel_ab.cpp, which runs one block per backbone stage, then the decoder,
-# through A and B in alternating pairs and prints the medians of the pairs' speed ratios and
-# the largest output difference. On a noisy shared machine this tells apart changes of a few percent that two
-# separate runs cannot (see bench/kernel_ab.cpp).
+# A/B of the CPU inference kernels (one ISA's build) between two source trees on this machine: A = a
+# git revision, B = another revision or, by default, the working tree (uncommitted changes
+# included). Both are compiled into namespaces of their own and linked into one program,
+# bench/kernel_ab.cpp, which runs one block per backbone stage, then the decoder, through A and B in
+# alternating pairs and prints the medians of the pairs' speed ratios and the largest output
+# difference. On a noisy shared machine this tells apart changes of a few percent that two separate
+# runs cannot (see bench/kernel_ab.cpp).
 #
 #   bench/kernel_ab.sh A_REV [B_REV] [--isa avx512|avx2] [--build DIR] [-- kernel_ab options]
 #
