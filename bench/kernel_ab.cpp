@@ -65,6 +65,52 @@ double quantile(std::vector<double> v, double q) {
   return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
+// `pairs` timings of run(0) (A) and run(1) (B) back to back, the order swapped every pair,
+// after one warm-up run of each; run(b) returns seconds.
+struct Pairs {
+  std::vector<double> ratio, time_a, time_b;  // ratio = time A / time B: B's speed against A's
+};
+template <class Run>
+Pairs time_pairs(int pairs, const Run& run) {
+  run(0);
+  run(1);
+  Pairs out;
+  for (int p = 0; p < pairs; ++p) {
+    double ta, tb;
+    if (p % 2) {
+      tb = run(1);
+      ta = run(0);
+    } else {
+      ta = run(0);
+      tb = run(1);
+    }
+    out.ratio.push_back(ta / tb);
+    out.time_a.push_back(ta);
+    out.time_b.push_back(tb);
+  }
+  return out;
+}
+
+// One line: A's and B's rates (work / median time, in `unit`), the ratio's median and
+// quartiles, and the largest |B - A| over the outputs. Returns whether they are bit-identical
+// (a NaN on either side counts as a difference).
+bool report(const char* label, double work, const char* unit, const Pairs& pairs,
+            const std::vector<float>& out_a, const std::vector<float>& out_b) {
+  double max_diff = 0;
+  for (size_t i = 0; i < out_a.size(); ++i) {
+    const double d = std::fabs(static_cast<double>(out_a[i]) - out_b[i]);
+    if (!(d <= max_diff)) max_diff = d;
+  }
+  std::printf(
+      "%s  A %6.1f  B %6.1f %s  B speed / A: median %.3f (quartiles %.3f-%.3f)  max |B-A| "
+      "%.3g\n",
+      label, work / quantile(pairs.time_a, 0.5), work / quantile(pairs.time_b, 0.5), unit,
+      quantile(pairs.ratio, 0.5), quantile(pairs.ratio, 0.25), quantile(pairs.ratio, 0.75),
+      max_diff);
+  return max_diff == 0 &&
+         std::memcmp(out_a.data(), out_b.data(), out_a.size() * sizeof(float)) == 0;
+}
+
 struct Options {
   int pairs = 21, images = 8;
   std::vector<int64_t> channels{48, 96, 192, 384};  // ConvNeXtPose-S (M and L share them)
@@ -145,41 +191,16 @@ bool compare_stage(const Options& opt, int stage, int64_t side, int64_t c) {
               static_cast<long long>(tiles),
               static_cast<long long>((rows + tiles - 1) / tiles * side));
   for (int layer = 0; layer < 3; ++layer) {
-    run(0, layer, false);  // warm both builds' code and data
-    run(1, layer, false);
-    std::vector<double> ratio, time_a, time_b;
-    for (int p = 0; p < opt.pairs; ++p) {
-      double ta, tb;
-      if (p % 2) {
-        tb = run(1, layer, false);
-        ta = run(0, layer, false);
-      } else {
-        ta = run(0, layer, false);
-        tb = run(1, layer, false);
-      }
-      ratio.push_back(ta / tb);
-      time_a.push_back(ta);
-      time_b.push_back(tb);
-    }
+    const Pairs pairs = time_pairs(opt.pairs, [&](int b) { return run(b, layer, false); });
     const std::vector<float>& out_a = layer == 0   ? buf[0].dw_all
                                       : layer == 1 ? buf[0].hidden_all
                                                    : buf[0].out_all;
     const std::vector<float>& out_b = layer == 0   ? buf[1].dw_all
                                       : layer == 1 ? buf[1].hidden_all
                                                    : buf[1].out_all;
-    double max_diff = 0;
-    for (size_t i = 0; i < out_a.size(); ++i) {
-      const double d = std::fabs(static_cast<double>(out_a[i]) - out_b[i]);
-      if (!(d <= max_diff)) max_diff = d;  // NaN counts as a difference
-    }
-    if (max_diff != 0 || std::memcmp(out_a.data(), out_b.data(), out_a.size() * sizeof(float)))
-      identical = false;
-    std::printf(
-        "  %-9s  A %6.1f  B %6.1f GFLOP/s  B speed / A: median %.3f (quartiles %.3f-%.3f)  max "
-        "|B-A| %.3g\n",
-        kNames[layer], flop[layer] / quantile(time_a, 0.5) / 1e9,
-        flop[layer] / quantile(time_b, 0.5) / 1e9, quantile(ratio, 0.5), quantile(ratio, 0.25),
-        quantile(ratio, 0.75), max_diff);
+    char label[32];
+    std::snprintf(label, sizeof label, "  %-9s", kNames[layer]);
+    identical = report(label, flop[layer] / 1e9, "GFLOP/s", pairs, out_a, out_b) && identical;
   }
   return identical;
 }
@@ -200,38 +221,14 @@ bool compare_decoder(const Options& opt, int64_t depth, bool upsample) {
                       items);
     return std::chrono::duration<double>(Clock::now() - start).count();
   };
-  run(0);
-  run(1);
-  std::vector<double> ratio, time_a, time_b;
-  for (int p = 0; p < opt.pairs; ++p) {
-    double ta, tb;
-    if (p % 2) {
-      tb = run(1);
-      ta = run(0);
-    } else {
-      ta = run(0);
-      tb = run(1);
-    }
-    ratio.push_back(ta / tb);
-    time_a.push_back(ta);
-    time_b.push_back(tb);
-  }
-  double max_diff = 0;
-  for (int64_t i = 0; i < items * 3; ++i) {
-    const double d = std::fabs(static_cast<double>(coords[0][i]) - coords[1][i]);
-    if (!(d <= max_diff)) max_diff = d;  // NaN counts as a difference
-  }
+  const Pairs pairs = time_pairs(opt.pairs, run);
   const int64_t out_side = upsample ? 2 * side : side;
-  std::printf(
-      "decoder  %lld x %lld x %lld per joint  A %6.1f  B %6.1f Mvoxel/s  B speed / A: median "
-      "%.3f (quartiles %.3f-%.3f)  max |B-A| %.3g\n",
-      static_cast<long long>(depth), static_cast<long long>(out_side),
-      static_cast<long long>(out_side),
-      items * depth * out_side * out_side / quantile(time_a, 0.5) / 1e6,
-      items * depth * out_side * out_side / quantile(time_b, 0.5) / 1e6, quantile(ratio, 0.5),
-      quantile(ratio, 0.25), quantile(ratio, 0.75), max_diff);
-  return max_diff == 0 &&
-         std::memcmp(coords[0].data(), coords[1].data(), coords[0].size() * sizeof(float)) == 0;
+  char label[64];
+  std::snprintf(label, sizeof label, "decoder  %lld x %lld x %lld per joint",
+                static_cast<long long>(depth), static_cast<long long>(out_side),
+                static_cast<long long>(out_side));
+  return report(label, items * depth * out_side * out_side / 1e6, "Mvoxel/s", pairs, coords[0],
+                coords[1]);
 }
 
 }  // namespace
