@@ -318,10 +318,10 @@ TEST_F(Parity, BenchCommandRunsTheCheckpointsArchitecture) {
     // S has no upsample after its last head layer: both paths do the published 1.74 G MACs,
     // and with the flip test twice the images' GFLOP per forward.
     EXPECT_NEAR(report["gmacs_per_image"].get<double>(), 1.74, 0.005);
-    EXPECT_NEAR(report["gflops_per_second"].get<double>(),
-                4 * report["gmacs_per_image"].get<double>() *
-                    report["images_per_second"].get<double>(),
-                1e-6 * report["gflops_per_second"].get<double>());
+    EXPECT_NEAR(
+        report["gflops_per_second"].get<double>(),
+        4 * report["gmacs_per_image"].get<double>() * report["images_per_second"].get<double>(),
+        1e-6 * report["gflops_per_second"].get<double>());
     EXPECT_GE(report["batches"].get<int>(), 2);
     for (const char* stage : {"backbone_ms", "head_ms", "decode_ms"})
       EXPECT_GT(report["stages"][stage].get<double>(), 0.0) << stage;
