@@ -24,11 +24,11 @@ struct Avx512Lanes {
   static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
   static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
   static T max(T a, T b) { return _mm512_max_ps(a, b); }
-  // As Avx2Lanes::exp (inference_kernels_avx2.cpp), with AVX-512's scalef for the 2^n.
+  // As Avx2Lanes::exp (inference_kernels_avx2.cpp, x <= 0), with AVX-512's scalef for the 2^n.
   static T exp(T x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-    const T n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.0f), x);  // a NaN stays NaN (see Avx2Lanes::exp)
+    const T magic = _mm512_set1_ps(12582912.0f);   // 1.5 * 2^23: rounds to an integer
+    const T n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504f), magic), magic);
     T r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
     T p = _mm512_set1_ps(1.0f / 720);
@@ -40,8 +40,27 @@ struct Avx512Lanes {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);  // p * 2^n in one instruction
   }
-  static float hsum(T v) { return _mm512_reduce_add_ps(v); }
-  static float hmax(T v) { return _mm512_reduce_max_ps(v); }
+  // The halving order of _mm512_reduce_add_ps / _mm512_reduce_max_ps, written out: GCC 12 warns
+  // (-Wuninitialized) inside those, and inside _mm512_castps512_ps256, where they are inlined
+  // into the decoder, on the _mm256_undefined_pd of the extract they are built on.
+  template <class Half, class Quarter>
+  static float reduce(T v, Half half, Quarter quarter) {
+    const __m256 s8 = half(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15),
+                           __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7));
+    const __m128 s4 = quarter(_mm256_extractf128_ps(s8, 1), _mm256_castps256_ps128(s8));
+    const __m128 s2 = quarter(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(quarter(s2, _mm_movehdup_ps(s2)));
+  }
+  static float hsum(T v) {
+    return reduce(
+        v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); },
+        [](__m128 a, __m128 b) { return _mm_add_ps(a, b); });
+  }
+  static float hmax(T v) {
+    return reduce(
+        v, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); },
+        [](__m128 a, __m128 b) { return _mm_max_ps(a, b); });
+  }
   using Mask = __mmask16;
   static Mask mask(int64_t count) { return avx512_store::lanes(count); }
   static T load_masked(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }

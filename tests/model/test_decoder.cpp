@@ -276,6 +276,25 @@ TEST(Decoder, NonFiniteLogitsGiveNanCoordinates) {
   }
 }
 
+// Upsampled, a -infinite logit in input row or column 1 meets a bilinear weight of 0 at output
+// row or column 0 (align_corners), and 0 * -inf is NaN: PyTorch's interpolate gives NaN there,
+// so the plain ops' coordinates are NaN, and the decoder's must be too. The x case reaches the
+// decoder's exp (the shift comes from the rows before the x interpolation), the y case its NaN
+// check.
+TEST(Decoder, InfiniteLogitTimesZeroWeightIsNanAsInPyTorch) {
+  const int64_t joints = 3, depth = 16, side = 8;
+  for (auto [y, x] : {std::pair<int64_t, int64_t>{5, 1}, {1, 3}}) {
+    torch::Tensor logits = torch::randn({1, side, side, joints * depth});
+    logits.index_put_({0, y, x, 1 * depth + 7}, -INFINITY);  // joint 1 only
+    const auto want = reference(logits, joints, depth, true);
+    ASSERT_TRUE(torch::isnan(want[0][1]).all().item<bool>()) << "plain ops, y " << y << " x " << x;
+    const auto fused = fused_soft_argmax(logits, joints, depth, true);
+    EXPECT_TRUE(torch::isnan(fused[0][1]).all().item<bool>()) << "y " << y << " x " << x;
+    EXPECT_LT((fused[0][0] - want[0][0]).abs().max().item<double>(), 1e-3);
+    EXPECT_LT((fused[0][2] - want[0][2]).abs().max().item<double>(), 1e-3);
+  }
+}
+
 // The kernel decodes a sample's joints row by row together; any range of items, whole samples
 // or cut anywhere, gives each item exactly what it gets decoded alone, a NaN joint included.
 TEST(Decoder, ItemRangesGiveEachItemWhatItGetsAlone) {
