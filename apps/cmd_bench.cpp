@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -34,6 +35,7 @@ struct BenchOptions {
   bool flip = false;
   bool no_optimize = false;
   bool json = false;
+  bool rounds_from_stdin = false;
   std::string input = "auto";  // float | crops | auto (crops on a GPU, float on the CPU)
 };
 
@@ -83,6 +85,63 @@ double max_rss_mb() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: kilobytes
+}
+
+// --rounds-from-stdin: after the warm-up, one JSON line saying what runs, then for each line of
+// stdin (a batch count) that many batches and one JSON line with their wall and CPU seconds,
+// until stdin ends. bench/engine_vs_reference.py --pairs alternates short rounds of cnp and the
+// reference this way, so that a shared machine's load changes hit both alike.
+// One line of stdin, cut after 64 characters (a batch count needs far fewer), so that a line
+// without an end cannot grow without bound. False at the end of the input.
+bool read_short_line(std::string& line) {
+  line.clear();
+  for (int c; (c = std::cin.get()) != EOF;) {
+    if (c == '\n') return true;
+    if (line.size() == 64) {
+      line += "...";
+      return true;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  return !line.empty();
+}
+
+int serve_rounds(const std::string& name, const PoseModel& model, int batch, double gmacs_per_image,
+                 const std::function<void()>& run_batch) {
+  nlohmann::ordered_json ready;
+  ready["variant"] = name;
+  ready["batch"] = batch;
+  ready["optimized"] = model.optimized();
+  ready["cpu_kernels"] = PoseModel::cpu_kernels();
+  ready["gmacs_per_image"] = gmacs_per_image;
+  std::cout << ready.dump() << std::endl;
+  std::string line;
+  for (int round = 1; read_short_line(line); ++round) {
+    int count = 0;
+    size_t used = 0;
+    try {
+      count = std::stoi(line, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != line.size() || count < 1 || count > 1000000)
+      throw cnp::Error("cnp bench: stdin line " + std::to_string(round) +
+                       ": expected a batch count from 1 to 1000000, got '" + line + "'");
+    const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = cpu_seconds();
+    for (int i = 0; i < count; ++i) run_batch();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    nlohmann::ordered_json out;
+    out["round"] = round;
+    out["batches"] = count;
+    out["seconds"] = seconds;
+    out["cpu_seconds"] = cpu_seconds() - cpu_start;
+    out["images_per_second"] = batch * count / seconds;
+    out["max_rss_mb"] = max_rss_mb();
+    std::cout << out.dump() << std::endl;
+  }
+  return 0;
 }
 
 int run_bench(const BenchOptions& o) {
@@ -151,11 +210,7 @@ int run_bench(const BenchOptions& o) {
   staging_ms = 0;
 
   StageTimes total, one;
-  int batches = 0;
-  const auto start = Clock::now();
-  const double cpu_start = cpu_seconds();
-  double elapsed = 0;
-  while (batches < 2 || elapsed < o.seconds) {
+  auto run_batch = [&] {
     if (crops_input) {
       auto next = std::async(std::launch::async, stage);
       model->predict_staged(*staged, plain.data(), flipped_out, &one);
@@ -167,16 +222,25 @@ int run_bench(const BenchOptions& o) {
     total.backbone_ms += one.backbone_ms;
     total.head_ms += one.head_ms;
     total.decode_ms += one.decode_ms;
-    ++batches;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  }
-  const double images_per_second = n * batches / elapsed;
-  const double cpu = cpu_seconds() - cpu_start;
+  };
   // Multiply-adds this path does per image (the flip test doubles the images), as GFLOP/s:
   // against the CPU's FMA peak (bench_cpu_peak) it says how much speed is left to find.
   const auto& arch = model->architecture();
   const double gmacs_per_image =
       (model->optimized() ? optimized_mac_count(arch) : mac_count(arch)) * 1e-9;
+  if (o.rounds_from_stdin) return serve_rounds(name, *model, n, gmacs_per_image, run_batch);
+
+  int batches = 0;
+  const auto start = Clock::now();
+  const double cpu_start = cpu_seconds();
+  double elapsed = 0;
+  while (batches < 2 || elapsed < o.seconds) {
+    run_batch();
+    ++batches;
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  const double images_per_second = n * batches / elapsed;
+  const double cpu = cpu_seconds() - cpu_start;
   const double gflops_per_second = 2 * gmacs_per_image * images_per_second * (o.flip ? 2 : 1);
   const double backbone = total.backbone_ms / batches, head = total.head_ms / batches,
                decode = total.decode_ms / batches, input_stage = total.input_ms / batches;
@@ -243,6 +307,9 @@ cnp::apps::CommandRegistration registration({
       sub.add_flag("--flip", o->flip, "Flip test: one forward of 2n images");
       sub.add_flag("--no-optimize", o->no_optimize, "Straightforward network (no rewrites)");
       sub.add_flag("--json", o->json, "Print one JSON object");
+      sub.add_flag("--rounds-from-stdin", o->rounds_from_stdin,
+                   "Run as many batches as each stdin line says, one JSON line per round "
+                   "(for bench/engine_vs_reference.py --pairs); --seconds is not used");
       sub.add_option("--input", o->input,
                      "float (normalised on the host) or crops (uint8, normalised on the model's "
                      "device, next batch staged meanwhile); default: crops on a GPU, else float");

@@ -335,8 +335,35 @@ TEST_F(Parity, BenchCommandRunsTheCheckpointsArchitecture) {
   const auto asked = std::find(order.begin(), order.end(), asked_isa());
   const size_t cap = asked == order.end() ? 2 : static_cast<size_t>(asked - order.begin());
   EXPECT_EQ(json::parse(slurp(out))["cpu_kernels"], order[std::min(best, cap)]);
+  // --rounds-from-stdin (bench/engine_vs_reference.py --pairs): a line saying what runs, then
+  // one line per stdin line with that many batches; a line that is no batch count is an error
+  // naming it.
+  const std::string rounds = kWork + "/rounds.jsonl", err = kWork + "/bench.err";
+  ASSERT_EQ(shell("printf '1\n3\n' | " + std::string(CNP_EXE) +
+                  " bench --variant XS --batch 2 --threads 1 --rounds-from-stdin > '" + rounds +
+                  "'"),
+            0);
+  std::istringstream lines(slurp(rounds));
+  std::vector<json> answers;
+  for (std::string line; std::getline(lines, line);) answers.push_back(json::parse(line));
+  ASSERT_EQ(answers.size(), 3u) << slurp(rounds);
+  EXPECT_EQ(answers[0]["variant"], "XS");
+  EXPECT_EQ(answers[0]["optimized"], true);
+  EXPECT_NEAR(answers[0]["gmacs_per_image"].get<double>(), 0.82, 0.005);
+  for (int i : {1, 2}) {
+    EXPECT_EQ(answers[i]["round"], i);
+    EXPECT_EQ(answers[i]["batches"], i == 1 ? 1 : 3);
+    EXPECT_NEAR(answers[i]["images_per_second"].get<double>(),
+                2 * answers[i]["batches"].get<double>() / answers[i]["seconds"].get<double>(),
+                1e-6 * answers[i]["images_per_second"].get<double>());
+  }
+  EXPECT_NE(shell("printf '1\n2x\n' | " + std::string(CNP_EXE) +
+                  " bench --variant XS --batch 1 --threads 1 --rounds-from-stdin > /dev/null 2> '" +
+                  err + "'"),
+            0);
+  EXPECT_TRUE(contains(slurp(err), "stdin line 2: expected a batch count")) << slurp(err);
+  EXPECT_TRUE(contains(slurp(err), "'2x'")) << slurp(err);
   // Bad input: one line naming the problem, non-zero exit.
-  const std::string err = kWork + "/bench.err";
   EXPECT_NE(shell("CNP_CPU_ISA=sse9 " + std::string(CNP_EXE) + " bench --variant XS --batch 1 " +
                   "--seconds 0.01 2> '" + err + "'"),
             0);
