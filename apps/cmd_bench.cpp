@@ -87,10 +87,6 @@ double max_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux: kilobytes
 }
 
-// --rounds-from-stdin: after the warm-up, one JSON line saying what runs, then for each line of
-// stdin (a batch count) that many batches and one JSON line with their wall and CPU seconds,
-// until stdin ends. bench/engine_vs_reference.py --pairs alternates short rounds of cnp and the
-// reference this way, so that a shared machine's load changes hit both alike.
 // One line of stdin, cut after 64 characters (a batch count needs far fewer), so that a line
 // without an end cannot grow without bound. False at the end of the input.
 bool read_short_line(std::string& line) {
@@ -106,6 +102,10 @@ bool read_short_line(std::string& line) {
   return !line.empty();
 }
 
+// --rounds-from-stdin: after the warm-up, one JSON line saying what runs, then for each line of
+// stdin (a batch count) that many batches and one JSON line with their wall and CPU seconds,
+// until stdin ends. bench/engine_vs_reference.py --pairs alternates short rounds of cnp and the
+// reference this way, so that a shared machine's load changes hit both alike.
 int serve_rounds(const std::string& name, const PoseModel& model, int batch, double gmacs_per_image,
                  const std::function<void()>& run_batch) {
   nlohmann::ordered_json ready;

@@ -42,7 +42,8 @@ peak is measured before and after the rounds.
 
 usage: bench/engine_vs_reference.py [--cnp build/apps/cnp] [--variants XS,S,M,L]
          [--batch 8] [--threads 2] [--seconds 4] [--repeats 3]
-         [--pairs N [--slice 0.4] [--restarts 3]] [--flip] [--precision fp32] [--isa native|avx2] [--peak build/bench/bench_cpu_peak]
+         [--pairs N [--slice 0.4] [--restarts 3]] [--flip] [--precision fp32]
+         [--isa native|avx2] [--peak build/bench/bench_cpu_peak]
 """
 import argparse
 import json
@@ -194,12 +195,18 @@ def quartiles(values):
     return q[0], q[2]
 
 
+def with_cpu_rate(result):
+    """Adds images per CPU-second to a cnp bench answer (JSON object or round line)."""
+    result["images_per_cpu_second"] = (result["images_per_second"] * result["seconds"] /
+                                       result["cpu_seconds"])
+    return result
+
+
 def run_cnp(cnp, variant, args, optimize):
     command = cnp_command(cnp, variant, args, optimize) + ["--json"]
     out = json.loads(subprocess.run(command, check=True, capture_output=True, text=True,
                                     env=child_environment(args)).stdout)
-    out["images_per_cpu_second"] = out["images_per_second"] * out["seconds"] / out["cpu_seconds"]
-    return out
+    return with_cpu_rate(out)
 
 
 def run_reference(variant, args):
@@ -324,7 +331,7 @@ def main():
             runs, ready, rss = paired_rounds(variant, args)
             peaks = [peak_before, fma_peak(args)[0]]
             for r in (r for kind in runs.values() for r in kind):
-                r["images_per_cpu_second"] = r["images_per_second"] * r["seconds"] / r["cpu_seconds"]
+                with_cpu_rate(r)
             gmacs = {k: ready[k]["gmacs_per_image"] for k in ("plain", "opt")}
             cpu_kernels = ready["opt"]["cpu_kernels"]
         else:
