@@ -15,6 +15,8 @@
 namespace cnp::data {
 namespace {
 using json = nlohmann::json;
+using sax::SaxBase;
+using sax::Scalar;
 
 // ---------------------------------------------------------------------------
 // Human36M_subject{S}_data.json

@@ -10,7 +10,8 @@
 
 #include "common/error.h"
 
-namespace cnp::data {
+// Its own namespace: "Scalar" is too general a name for all of cnp::data.
+namespace cnp::data::sax {
 
 // Generic SAX base: counts container depth, turns every scalar into a Scalar and
 // reports malformed JSON as a one-line cnp::Error naming the file.
@@ -110,4 +111,4 @@ class SaxBase : public nlohmann::json_sax<nlohmann::json> {
   int depth_ = 0;
 };
 
-}  // namespace cnp::data
+}  // namespace cnp::data::sax
